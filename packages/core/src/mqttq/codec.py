@@ -1,0 +1,72 @@
+"""The one JSON codec: attrs models <-> bytes, through cattrs and orjson. Never pickle.
+
+Job arguments may hold ``bytes``: they are written as ``{"$bytes": "<base64>"}`` and come back as
+``bytes`` exactly, so binary MQTT payloads survive a round trip through any driver.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, TypeVar
+
+import cattrs
+import orjson
+from cattrs.preconf.orjson import make_converter
+
+from mqttq.errors import PayloadError
+from mqttq.models import ENVELOPE_VERSION, Job
+
+T = TypeVar("T")
+
+_BYTES_TAG = "$bytes"
+_BYTES_MARKER = b'"$bytes"'
+
+
+def _tag_bytes(value: bytes) -> dict[str, str]:
+    return {_BYTES_TAG: base64.b64encode(value).decode("ascii")}
+
+
+converter = make_converter()
+converter.register_unstructure_hook(bytes, _tag_bytes)
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _BYTES_TAG in value:
+            return base64.b64decode(value[_BYTES_TAG])
+        return {k: _untag(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
+
+
+def dumps(obj: object) -> bytes:
+    """Encode an attrs model (or plain data) as JSON bytes."""
+    try:
+        return orjson.dumps(converter.unstructure(obj))
+    except TypeError as exc:
+        raise PayloadError(f"cannot encode {type(obj).__name__} as JSON: {exc}") from exc
+
+
+def loads(data: bytes | str, cls: type[T]) -> T:
+    """Decode JSON made by :func:`dumps` into ``cls``; raises :class:`PayloadError`."""
+    try:
+        raw = orjson.loads(data)
+        if (_BYTES_MARKER in data) if isinstance(data, bytes) else (_BYTES_TAG in data):
+            raw = _untag(raw)
+        return converter.structure(raw, cls)
+    except (orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
+        raise PayloadError(f"cannot decode {cls.__name__}: {exc}") from exc
+
+
+def encode_job(job: Job) -> bytes:
+    """The job envelope: versioned JSON."""
+    return dumps(job)
+
+
+def decode_job(data: bytes | str) -> Job:
+    """Read a job envelope; refuses envelopes from a newer, unknown format version."""
+    job = loads(data, Job)
+    if job.v > ENVELOPE_VERSION:
+        raise PayloadError(f"job envelope version {job.v} is newer than this mqttq understands")
+    return job

@@ -1,0 +1,196 @@
+"""The small interfaces plugins implement. Each docstring is the contract.
+
+Optional behaviour is declared in ``capabilities``; the conformance kit (``mqttq.testing``) skips
+what a driver does not claim. Backend exceptions must never escape an implementation: translate
+them into :mod:`mqttq.errors` (``DriverUnavailable`` for "cannot reach the backend").
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Self
+
+from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+
+
+class Capability(enum.Enum):
+    """Optional behaviours a queue driver may declare."""
+
+    CLAIM = "claim"  #: pull-based: claim/ack/extend/retry/release (a push-only driver, like rq, lacks it)
+    DELAY = "delay"  #: honours Job.available_at
+    DURABLE = "durable"  #: jobs survive a process restart
+    UNIQUE = "unique"  #: honours Job.unique_key
+    FAILED_REGISTRY = "failed_registry"  #: fail() keeps jobs for list/show/requeue/forget/purge
+    WORKERS = "workers"  #: worker heartbeats for ``mqttq workers``
+    MULTI_PROCESS = "multi_process"  #: several processes may share one queue
+
+
+class QueueDriver(abc.ABC):
+    """Durable hand-off between producers (listener, API) and workers.
+
+    One instance per process, built by :meth:`from_url` (no I/O) and opened with ``async with``.
+    Every method may raise ``DriverUnavailable`` (retryable) or another ``DriverError``.
+
+    The contract, checked row by row by ``mqttq.testing.QueueDriverSuite``:
+
+    * ``push`` is atomic per batch and FIFO among ready jobs of a queue.
+    * A delayed job is not claimable before ``available_at`` and is claimable within 1 s after it.
+    * ``claim`` never hands a job to two workers while its lease is valid; attempts + 1 per claim.
+    * Expired leases make a job claimable again (by a reaper or on claim); attempts are never lost.
+    * ``ack`` and ``release`` are idempotent; unknown ids are ignored.
+    """
+
+    #: URL schemes this class serves (informational; the plugin registers the names).
+    schemes: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    @classmethod
+    @abc.abstractmethod
+    def from_url(cls, url: str, /, **options: Any) -> Self:
+        """Build a driver from its URL (``sqlite:///path.db``). Must not do I/O.
+
+        Raise ``ConfigError`` for a malformed URL or unknown option.
+        """
+
+    async def open(self) -> None:
+        """Connect and prepare storage. Called once before anything else."""
+
+    async def aclose(self) -> None:
+        """Release resources. Safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- producing ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def push(self, jobs: Sequence[Job]) -> list[str]:
+        """Store ``jobs`` atomically (all or none) and return their ids, in order.
+
+        A job whose ``unique_key`` matches a live (ready, delayed or reserved) job is not stored;
+        the live job's id is returned in its place (needs ``Capability.UNIQUE``).
+        """
+
+    # -- consuming (Capability.CLAIM) ---------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
+    ) -> list[Job]:
+        """Atomically reserve up to ``n`` ready jobs, taking ``queues`` in priority order.
+
+        Each claimed job gets a lease deadline ``now + lease`` and ``attempts + 1`` (the returned
+        jobs carry the new count). If nothing is ready, wait up to ``wait`` seconds for work to
+        arrive (blocking or adaptive polling, never a fixed long sleep) and return ``[]`` then.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is push-only")
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        """The jobs are done: forget them and free their unique keys. Idempotent."""
+        raise NotImplementedError(f"{type(self).__name__} is push-only")
+
+    async def extend(self, ids: Sequence[str], *, lease: float) -> None:
+        """Heartbeat: push the lease deadline of reserved jobs to ``now + lease``."""
+        raise NotImplementedError(f"{type(self).__name__} is push-only")
+
+    async def retry(self, job: Job, *, delay: float, error: str) -> None:
+        """Put a reserved job back, claimable after ``delay`` seconds, recording ``error``."""
+        raise NotImplementedError(f"{type(self).__name__} is push-only")
+
+    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
+        """Move a job (reserved or not yet stored) into the failed registry."""
+        raise NotImplementedError(f"{type(self).__name__} is push-only")
+
+    async def release(self, ids: Sequence[str]) -> None:
+        """Graceful shutdown: reserved jobs go back to ready, their attempt given back."""
+        raise NotImplementedError(f"{type(self).__name__} is push-only")
+
+    # -- inspecting -----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[str, QueueStats]:
+        """Counts per queue name, for every queue that holds or held jobs."""
+
+    async def size(self, queue: str) -> int:
+        """Jobs waiting in ``queue`` (ready + delayed)."""
+        s = (await self.stats()).get(queue)
+        return 0 if s is None else s.ready + s.delayed
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """Where a job is now, or ``None`` when it is done or unknown."""
+        return None
+
+    # -- failed registry (Capability.FAILED_REGISTRY) -------------------------------------------
+
+    async def failed_list(
+        self, queue: str | None = None, *, offset: int = 0, limit: int = 100
+    ) -> list[FailedJob]:
+        """Failed jobs, newest first, optionally of one queue."""
+        raise NotImplementedError
+
+    async def failed_get(self, job_id: str) -> FailedJob | None:
+        raise NotImplementedError
+
+    async def failed_requeue(self, ids: Sequence[str]) -> int:
+        """Move failed jobs back to ready with attempts reset; returns how many moved."""
+        raise NotImplementedError
+
+    async def failed_forget(self, ids: Sequence[str]) -> int:
+        raise NotImplementedError
+
+    async def failed_purge(self, queue: str | None = None) -> int:
+        raise NotImplementedError
+
+    async def failed_ids(self, queue: str | None = None) -> list[str]:
+        """Every failed job id (for ``failed retry --all``), oldest first."""
+        raise NotImplementedError
+
+    # -- workers (Capability.WORKERS) -----------------------------------------------------------
+
+    async def worker_heartbeat(self, info: WorkerInfo, *, ttl: float) -> None:
+        """Publish ``info``; it disappears ``ttl`` seconds after the last heartbeat."""
+
+    async def worker_gone(self, worker_id: str) -> None:
+        """Remove a worker at clean shutdown."""
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers."""
+        return []
+
+
+class JobRunner(abc.ABC):
+    """Runs one job function. Built by the worker with the app; opened with ``async with``."""
+
+    async def open(self) -> None:
+        """Start resources (process pool ...)."""
+
+    async def aclose(self) -> None:
+        """Stop resources. Safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    @abc.abstractmethod
+    async def run(
+        self,
+        func: Callable[..., Any],
+        target: str,
+        job: Job,
+        *,
+        timeout: float | None,
+    ) -> Any:
+        """Call ``func(*job.args, **job.kwargs)`` and return its result.
+
+        ``target`` is the function's ``module:qualname`` (for runners in other processes, which
+        look it up in the same registry). Raise ``JobTimeoutError`` after ``timeout`` seconds.
+        Must never block the event loop.
+        """

@@ -1,0 +1,190 @@
+"""Building the plugin manager: hook specs, built-ins, then entry points one at a time.
+
+Nothing happens at import time. A plugin that fails to import is recorded in ``host.plugins``
+with its error and reported by ``mqttq plugins``; it never breaks the CLI (unless
+``MQTTQ_STRICT_PLUGINS=1``).
+
+Switches:
+
+* ``MQTTQ_DISABLE_PLUGIN_AUTOLOAD=1``: load no entry points (built-ins only).
+* ``MQTTQ_PLUGINS=sqlite,redis``: load only these entry points (an empty value loads none).
+* ``MQTTQ_TRACE_PLUGINS=1``: print every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Collection
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import attrs
+import pluggy
+
+from mqttq import hookspecs
+from mqttq.errors import PluginConflictError, PluginLoadError
+from mqttq.registry import Registry
+
+GROUP = "mqttq.plugins"
+PROJECT = "mqttq"
+BUILTIN = "mqttq.builtin.plugin"
+
+log = logging.getLogger(__name__)
+
+#: first-party names -> distribution to install, for "no queue driver 'redis'; install ..."
+_HINTS: dict[str, dict[str, str]] = {
+    "queue_drivers": {
+        "sqlite": "mqttq-sqlite",
+        "redis": "mqttq-redis",
+        "rediss": "mqttq-redis",
+        "unix": "mqttq-redis",
+        "rq+redis": "mqttq-rq",
+        "rq+rediss": "mqttq-rq",
+    },
+    "job_runners": {"rq": "mqttq-rq"},
+    "devices": {"navien": "mqttq-navien"},
+}
+
+_KINDS = {
+    "transports": ("transport", "mqttq_register_transports"),
+    "queue_drivers": ("queue driver", "mqttq_register_queue_drivers"),
+    "job_runners": ("job runner", "mqttq_register_job_runners"),
+    "devices": ("device", "mqttq_register_devices"),
+}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@attrs.define
+class PluginInfo:
+    """One plugin as ``mqttq plugins`` reports it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    module: str
+    status: str = "loaded"  # loaded | failed | blocked
+    error: str | None = None
+    provides: dict[str, list[str]] = attrs.field(factory=dict)
+
+
+class PluginHost:
+    """The plugin manager plus mqttq's own records: plugins loaded and what they registered."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.plugins: dict[str, PluginInfo] = {}
+        self._registries: dict[str, Registry] = {}
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def registry(self, kind: str) -> Registry:
+        """The registry of ``kind`` (``queue_drivers``...), filled on first use."""
+        if kind not in self._registries:
+            self._registries[kind] = self._collect(kind)
+        return self._registries[kind]
+
+    def _collect(self, kind: str) -> Registry:
+        label, hook_name = _KINDS[kind]
+        registry = Registry(label, hints=_HINTS.get(kind, {}))
+        caller = getattr(self.pm.hook, hook_name)
+        # pluggy calls the last registered first; register in load order so built-ins go first
+        # and a plugin's later registration of the same name is reported as a conflict.
+        for impl in reversed(caller.get_hookimpls()):
+            provider = self.pm.get_name(impl.plugin) or repr(impl.plugin)
+            info = self.plugins.get(provider)
+            try:
+                impl.function(register=registry.register_for(provider))
+            except PluginConflictError:
+                raise
+            except Exception as exc:
+                if _truthy(os.environ.get("MQTTQ_STRICT_PLUGINS")):
+                    raise
+                log.warning("plugin %s failed in %s: %s", provider, hook_name, exc)
+                if info is not None:
+                    info.status, info.error = "failed", f"{hook_name}: {exc}"
+        for entry in registry.entries.values():
+            info = self.plugins.get(entry.provider)
+            if info is not None:
+                info.provides.setdefault(kind, []).append(entry.name)
+        return registry
+
+    def describe(self) -> list[PluginInfo]:
+        """Every plugin with what it provides (fills every registry)."""
+        for kind in _KINDS:
+            self.registry(kind)
+        return list(self.plugins.values())
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    return sorted(metadata.entry_points(group=GROUP), key=lambda ep: ep.name)
+
+
+def make_plugin_manager(
+    *,
+    autoload: bool | None = None,
+    only: Collection[str] | None = None,
+    extra: Collection[tuple[str, ModuleType | object]] = (),
+) -> PluginHost:
+    """Build a fresh plugin host.
+
+    :param autoload: load ``mqttq.plugins`` entry points (default: unless
+        ``MQTTQ_DISABLE_PLUGIN_AUTOLOAD`` is set).
+    :param only: names of the entry points to load (default: ``MQTTQ_PLUGINS`` when set).
+    :param extra: ``(name, plugin)`` pairs registered after the entry points (tests, apps).
+    """
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm)
+
+    from mqttq.builtin import plugin as builtin
+
+    pm.register(builtin, name="builtin")
+    version = _version("mqttq")
+    host.plugins["builtin"] = PluginInfo("builtin", "mqttq", version, BUILTIN)
+
+    if autoload is None:
+        autoload = not _truthy(os.environ.get("MQTTQ_DISABLE_PLUGIN_AUTOLOAD"))
+    if only is None and "MQTTQ_PLUGINS" in os.environ:
+        only = [n.strip() for n in os.environ["MQTTQ_PLUGINS"].split(",") if n.strip()]
+    strict = _truthy(os.environ.get("MQTTQ_STRICT_PLUGINS"))
+
+    if autoload:
+        for ep in _entry_points():
+            dist = ep.dist.name if ep.dist else None
+            info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else None, ep.value)
+            host.plugins[ep.name] = info
+            if only is not None and ep.name not in only:
+                info.status = "blocked"
+                continue
+            try:
+                pm.register(ep.load(), name=ep.name)
+            except Exception as exc:
+                if strict:
+                    raise PluginLoadError(f"plugin {ep.name!r} failed to load: {exc}") from exc
+                log.warning("plugin %s (%s) failed to load: %s", ep.name, ep.value, exc)
+                info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+
+    for name, plugin in extra:
+        pm.register(plugin, name=name)
+        host.plugins[name] = PluginInfo(name, None, None, getattr(plugin, "__name__", repr(plugin)))
+
+    pm.check_pending()
+    if _truthy(os.environ.get("MQTTQ_TRACE_PLUGINS")):
+        pm.trace.root.setwriter(sys.stderr.write)
+        pm.enable_tracing()
+    return host
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
