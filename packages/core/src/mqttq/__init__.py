@@ -1,0 +1,89 @@
+"""mqttq: turn MQTT traffic into reliable background work.
+
+The public API. Everything else is reachable from its module but may change between minors.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import pluggy
+
+from mqttq.app import App
+from mqttq.config import Config, load_config
+from mqttq.errors import (
+    ConfigError,
+    DriverError,
+    DriverUnavailable,
+    JobNotFoundError,
+    JobTimeoutError,
+    MqttqError,
+    NotConnectedError,
+    NotSupportedError,
+    PayloadError,
+    PluginConflictError,
+    PluginError,
+    PluginLoadError,
+    TransportError,
+    UnknownJobError,
+    UnknownPluginError,
+)
+from mqttq.interfaces import Capability, JobRunner, QueueDriver
+from mqttq.jobs import JobSpec, job
+from mqttq.models import (
+    Backoff,
+    Call,
+    FailedJob,
+    Job,
+    JobEvent,
+    JobRecord,
+    Message,
+    QueueStats,
+    WorkerInfo,
+)
+from mqttq.plugins import make_plugin_manager
+
+hookimpl = pluggy.HookimplMarker("mqttq")
+
+try:
+    __version__ = metadata.version("mqttq")
+except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "App",
+    "Backoff",
+    "Call",
+    "Capability",
+    "Config",
+    "ConfigError",
+    "DriverError",
+    "DriverUnavailable",
+    "FailedJob",
+    "Job",
+    "JobEvent",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobRunner",
+    "JobSpec",
+    "JobTimeoutError",
+    "Message",
+    "MqttqError",
+    "NotConnectedError",
+    "NotSupportedError",
+    "PayloadError",
+    "PluginConflictError",
+    "PluginError",
+    "PluginLoadError",
+    "QueueDriver",
+    "QueueStats",
+    "TransportError",
+    "UnknownJobError",
+    "UnknownPluginError",
+    "WorkerInfo",
+    "__version__",
+    "hookimpl",
+    "job",
+    "load_config",
+    "make_plugin_manager",
+]

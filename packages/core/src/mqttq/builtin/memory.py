@@ -1,0 +1,246 @@
+"""``memory://[name]``: an in-process queue driver for unit tests and experiments.
+
+Drivers opened with the same name in one process share one store. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar, Self
+from urllib.parse import urlsplit
+
+import attrs
+
+from mqttq.errors import ConfigError
+from mqttq.interfaces import Capability, QueueDriver
+from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+
+
+@attrs.define
+class _Store:
+    waiting: dict[str, list[tuple[float, int, str]]] = attrs.field(factory=dict)  # heap per queue
+    jobs: dict[str, Job] = attrs.field(factory=dict)  # waiting + reserved, by id
+    reserved: dict[str, float] = attrs.field(factory=dict)  # id -> lease deadline
+    failed: dict[str, FailedJob] = attrs.field(factory=dict)
+    unique: dict[str, str] = attrs.field(factory=dict)  # unique key -> live job id
+    workers: dict[str, tuple[WorkerInfo, float]] = attrs.field(factory=dict)
+    known_queues: set[str] = attrs.field(factory=set)
+    seq: itertools.count[int] = attrs.field(factory=itertools.count)
+    changed: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+
+class MemoryQueueDriver(QueueDriver):
+    schemes = ("memory",)
+    capabilities = frozenset(Capability) - {Capability.DURABLE, Capability.MULTI_PROCESS}
+    _stores: ClassVar[dict[str, _Store]] = {}
+
+    def __init__(self, name: str = "", *, failed_ttl: float = 7 * 86400) -> None:
+        self.name = name
+        self.failed_ttl = failed_ttl
+        self._s = self._stores.setdefault(name, _Store())
+
+    @classmethod
+    def from_url(cls, url: str, /, **options: Any) -> Self:
+        parts = urlsplit(url)
+        if parts.scheme != "memory":
+            raise ConfigError(f"not a memory:// URL: {url!r}")
+        unknown = set(options) - {"failed_ttl"}
+        if unknown:
+            raise ConfigError(f"unknown memory driver option(s): {', '.join(sorted(unknown))}")
+        return cls(parts.netloc + parts.path, **options)
+
+    @classmethod
+    def reset(cls, name: str = "") -> None:
+        """Drop a named store (tests)."""
+        cls._stores.pop(name, None)
+
+    def _wake(self) -> None:
+        self._s.changed.set()
+
+    def _enqueue(self, job: Job) -> None:
+        s = self._s
+        s.jobs[job.id] = job
+        s.known_queues.add(job.queue)
+        heapq.heappush(s.waiting.setdefault(job.queue, []), (job.available_at, next(s.seq), job.id))
+        if job.unique_key:
+            s.unique[job.unique_key] = job.id
+
+    def _forget(self, job_id: str) -> Job | None:
+        s = self._s
+        job = s.jobs.pop(job_id, None)
+        s.reserved.pop(job_id, None)
+        if job is not None and job.unique_key and s.unique.get(job.unique_key) == job_id:
+            del s.unique[job.unique_key]
+        return job
+
+    async def push(self, jobs: Sequence[Job]) -> list[str]:
+        ids = []
+        for job in jobs:
+            live = self._s.unique.get(job.unique_key) if job.unique_key else None
+            if live is not None:
+                ids.append(live)
+                continue
+            self._enqueue(job)
+            ids.append(job.id)
+        self._wake()
+        return ids
+
+    def _reap(self, now: float) -> None:
+        expired = [i for i, deadline in self._s.reserved.items() if deadline <= now]
+        for job_id in expired:
+            del self._s.reserved[job_id]
+            job = self._s.jobs[job_id]
+            heapq.heappush(self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id))
+
+    def _take(self, queues: Sequence[str], n: int, lease: float) -> list[Job]:
+        now = time.time()
+        self._reap(now)
+        out: list[Job] = []
+        for queue in queues:
+            heap = self._s.waiting.get(queue, [])
+            while heap and len(out) < n and heap[0][0] <= now:
+                _, _, job_id = heapq.heappop(heap)
+                job = self._s.jobs.get(job_id)
+                if job is None or job_id in self._s.reserved:
+                    continue
+                job = attrs.evolve(job, attempts=job.attempts + 1)
+                self._s.jobs[job_id] = job
+                self._s.reserved[job_id] = now + lease
+                out.append(job)
+        return out
+
+    def _next_due(self, queues: Sequence[str]) -> float | None:
+        times = [h[0][0] for q in queues if (h := self._s.waiting.get(q))]
+        times += list(self._s.reserved.values())
+        return min(times) if times else None
+
+    async def claim(
+        self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
+    ) -> list[Job]:
+        deadline = time.monotonic() + wait
+        while True:
+            self._s.changed.clear()
+            jobs = self._take(queues, n, lease)
+            remaining = deadline - time.monotonic()
+            if jobs or remaining <= 0:
+                return jobs
+            due = self._next_due(queues)
+            if due is not None:
+                remaining = min(remaining, max(0.001, due - time.time()))
+            try:
+                await asyncio.wait_for(self._s.changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        for job_id in ids:
+            self._forget(job_id)
+
+    async def extend(self, ids: Sequence[str], *, lease: float) -> None:
+        deadline = time.time() + lease
+        for job_id in ids:
+            if job_id in self._s.reserved:
+                self._s.reserved[job_id] = deadline
+
+    async def retry(self, job: Job, *, delay: float, error: str) -> None:
+        self._forget(job.id)
+        self._enqueue(attrs.evolve(job, available_at=time.time() + delay, last_error=error))
+        self._wake()
+
+    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
+        self._forget(job.id)
+        self._s.known_queues.add(job.queue)
+        entry = FailedJob(job=attrs.evolve(job, last_error=error), error=error, traceback=traceback)
+        self._s.failed[job.id] = entry
+
+    async def release(self, ids: Sequence[str]) -> None:
+        for job_id in ids:
+            if self._s.reserved.pop(job_id, None) is None:
+                continue
+            job = self._s.jobs[job_id]
+            job = attrs.evolve(job, attempts=max(0, job.attempts - 1))
+            self._s.jobs[job_id] = job
+            heapq.heappush(self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id))
+        self._wake()
+
+    def _expire_failed(self) -> None:
+        cutoff = time.time() - self.failed_ttl
+        for job_id in [i for i, f in self._s.failed.items() if f.failed_at < cutoff]:
+            del self._s.failed[job_id]
+
+    async def stats(self) -> dict[str, QueueStats]:
+        self._expire_failed()
+        now = time.time()
+        out = {}
+        for queue in sorted(self._s.known_queues):
+            jobs = [j for j in self._s.jobs.values() if j.queue == queue]
+            reserved = sum(1 for j in jobs if j.id in self._s.reserved)
+            ready = [j for j in jobs if j.id not in self._s.reserved and j.available_at <= now]
+            out[queue] = QueueStats(
+                ready=len(ready),
+                delayed=len(jobs) - reserved - len(ready),
+                reserved=reserved,
+                failed=sum(1 for f in self._s.failed.values() if f.job.queue == queue),
+                oldest_ready_age=now - min(j.available_at for j in ready) if ready else None,
+            )
+        return out
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        if job_id in self._s.failed:
+            f = self._s.failed[job_id]
+            return JobRecord(job=f.job, state="failed", error=f.error, traceback=f.traceback)
+        job = self._s.jobs.get(job_id)
+        if job is None:
+            return None
+        if job_id in self._s.reserved:
+            return JobRecord(job=job, state="reserved", lease_expires_at=self._s.reserved[job_id])
+        return JobRecord(job=job, state="ready" if job.available_at <= time.time() else "delayed")
+
+    def _failed_sorted(self, queue: str | None) -> list[FailedJob]:
+        self._expire_failed()
+        entries = [f for f in self._s.failed.values() if queue is None or f.job.queue == queue]
+        return sorted(entries, key=lambda f: f.failed_at)
+
+    async def failed_list(
+        self, queue: str | None = None, *, offset: int = 0, limit: int = 100
+    ) -> list[FailedJob]:
+        return list(reversed(self._failed_sorted(queue)))[offset : offset + limit]
+
+    async def failed_get(self, job_id: str) -> FailedJob | None:
+        self._expire_failed()
+        return self._s.failed.get(job_id)
+
+    async def failed_requeue(self, ids: Sequence[str]) -> int:
+        moved = 0
+        now = time.time()
+        for job_id in ids:
+            entry = self._s.failed.pop(job_id, None)
+            if entry is not None:
+                self._enqueue(attrs.evolve(entry.job, attempts=0, available_at=now))
+                moved += 1
+        self._wake()
+        return moved
+
+    async def failed_forget(self, ids: Sequence[str]) -> int:
+        return sum(self._s.failed.pop(i, None) is not None for i in ids)
+
+    async def failed_purge(self, queue: str | None = None) -> int:
+        ids = [f.id for f in self._failed_sorted(queue)]
+        return await self.failed_forget(ids)
+
+    async def failed_ids(self, queue: str | None = None) -> list[str]:
+        return [f.id for f in self._failed_sorted(queue)]
+
+    async def worker_heartbeat(self, info: WorkerInfo, *, ttl: float) -> None:
+        self._s.workers[info.id] = (info, time.time() + ttl)
+
+    async def worker_gone(self, worker_id: str) -> None:
+        self._s.workers.pop(worker_id, None)
+
+    async def workers(self) -> list[WorkerInfo]:
+        now = time.time()
+        return [info for info, expires in self._s.workers.values() if expires > now]

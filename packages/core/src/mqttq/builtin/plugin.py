@@ -1,0 +1,20 @@
+"""The built-in plugin: memory driver and the asyncio/process runners. Import-light on purpose."""
+
+from __future__ import annotations
+
+import pluggy
+
+from mqttq.registry import Register
+
+hookimpl = pluggy.HookimplMarker("mqttq")
+
+
+@hookimpl(trylast=True)
+def mqttq_register_queue_drivers(register: Register) -> None:
+    register("memory", "mqttq.builtin.memory:MemoryQueueDriver")
+
+
+@hookimpl(trylast=True)
+def mqttq_register_job_runners(register: Register) -> None:
+    register("asyncio", "mqttq.worker.runners:AsyncioJobRunner")
+    register("process", "mqttq.worker.process:ProcessJobRunner")

@@ -1,0 +1,164 @@
+"""The job registry: the only way a name in a queue becomes code that runs.
+
+Functions get in by ``@mqttq.job`` (found through ``[jobs] modules``), ``@app.job``,
+``[jobs] register = ["pkg.mod:func"]`` or a route's ``job``. Those come from the application's own
+code and configuration; a name read from a queued payload is only ever *looked up*, never imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import random
+from collections.abc import Callable, Iterable
+from typing import Any, ParamSpec, TypeVar, overload
+
+import attrs
+
+from mqttq.errors import ConfigError, UnknownJobError
+from mqttq.models import Backoff, Job
+from mqttq.registry import import_target
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: attribute ``@mqttq.job`` leaves on a function
+MARKER = "__mqttq_job__"
+
+OnFailure = Callable[[Job, str], Any]
+
+
+def target_of(func: Callable[..., Any]) -> str:
+    """``module:qualname`` of a function: its canonical job name."""
+    return f"{func.__module__}:{func.__qualname__}"
+
+
+@attrs.frozen(kw_only=True)
+class JobSpec:
+    """A registered job function and its defaults (a pushed job or a route may override them)."""
+
+    name: str
+    func: Callable[..., Any]
+    max_tries: int | None = None
+    timeout: float | None = None
+    backoff: Backoff = attrs.field(factory=Backoff)
+    queue: str | None = None
+    on_failure: OnFailure | None = None
+
+    @property
+    def target(self) -> str:
+        return target_of(self.func)
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
+
+
+def retry_delay(backoff: Backoff, attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): exponential, capped, jittered."""
+    base = min(backoff.max, backoff.base * backoff.factor ** max(0, attempt - 1))
+    return base * (1 + backoff.jitter * rand())
+
+
+@overload
+def job(func: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def job(
+    *,
+    name: str | None = None,
+    max_tries: int | None = None,
+    timeout: float | None = None,
+    backoff: Backoff | None = None,
+    queue: str | None = None,
+    on_failure: OnFailure | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
+    """Mark a function as a job, with its defaults. Registered when its module is listed in
+    ``[jobs] modules`` (or passed to :meth:`JobRegistry.add_module`). The function is unchanged."""
+
+    def mark(f: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(f, MARKER, options)
+        return f
+
+    return mark(func) if func is not None else mark
+
+
+def make_spec(func: Callable[..., Any], **options: Any) -> JobSpec:
+    name = options.pop("name", None) or target_of(func)
+    backoff = options.pop("backoff", None) or Backoff()
+    return JobSpec(name=name, func=func, backoff=backoff, **options)
+
+
+class JobRegistry:
+    """Job specs by name. Each spec is reachable by its own name and by ``module:qualname``."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, JobSpec] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __len__(self) -> int:
+        return len({id(s) for s in self._specs.values()})
+
+    def specs(self) -> list[JobSpec]:
+        """Each registered spec once."""
+        return list({id(s): s for s in self._specs.values()}.values())
+
+    def add(self, spec: JobSpec) -> JobSpec:
+        for key in {spec.name, spec.target}:
+            existing = self._specs.get(key)
+            if existing is not None and existing.func is not spec.func:
+                raise ConfigError(
+                    f"job name {key!r} is registered twice: {existing.target} and {spec.target}"
+                )
+            self._specs[key] = spec
+        return spec
+
+    def add_function(self, func: Callable[..., Any], **options: Any) -> JobSpec:
+        marked = getattr(func, MARKER, None) or {}
+        return self.add(make_spec(func, **{**marked, **options}))
+
+    def add_target(self, target: str) -> JobSpec:
+        """Register ``"module:function"`` from the application's configuration."""
+        if target in self._specs:
+            return self._specs[target]
+        try:
+            func = import_target(target)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"cannot load job {target!r}: {exc}") from exc
+        if not callable(func):
+            raise ConfigError(f"job {target!r} is not callable")
+        return self.add_function(func)
+
+    def add_module(self, module_name: str) -> list[JobSpec]:
+        """Register every ``@mqttq.job`` function defined in a module."""
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ConfigError(f"cannot import job module {module_name!r}: {exc}") from exc
+        return [
+            self.add_function(obj)
+            for obj in vars(module).values()
+            if callable(obj) and hasattr(obj, MARKER) and obj.__module__ == module.__name__
+        ]
+
+    def add_all(self, targets: Iterable[str] = (), modules: Iterable[str] = ()) -> None:
+        for target in targets:
+            self.add_target(target)
+        for module_name in modules:
+            self.add_module(module_name)
+
+    def get(self, name: str) -> JobSpec:
+        """The spec registered under ``name``; :class:`UnknownJobError` otherwise (no import)."""
+        spec = self._specs.get(name)
+        if spec is None:
+            raise UnknownJobError(
+                f"unknown job {name!r}: register it with @app.job, [jobs] register or a route"
+            )
+        return spec
+
+    def name_for(self, func_or_name: str | Callable[..., Any]) -> str:
+        """The registered name for a function or a name, checking it is registered."""
+        key = func_or_name if isinstance(func_or_name, str) else target_of(func_or_name)
+        return self.get(key).name

@@ -1,0 +1,11 @@
+"""mqttq entry point for the SQLite queue driver. Import-light: aiosqlite loads only on use."""
+
+from __future__ import annotations
+
+from mqttq import hookimpl
+from mqttq.registry import Register
+
+
+@hookimpl
+def mqttq_register_queue_drivers(register: Register) -> None:
+    register("sqlite", "mqttq_sqlite.driver:SqliteQueueDriver")
