@@ -51,9 +51,7 @@ class App:
 
     # -- jobs -------------------------------------------------------------------------------------
 
-    def job(
-        self, func: Callable[..., Any] | None = None, /, **options: Any
-    ) -> Any:
+    def job(self, func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """Register a function as a job: ``@app.job`` or ``@app.job(max_tries=5, queue="q")``."""
 
         def register(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -59,6 +59,15 @@ def loads(data: bytes | str, cls: type[T]) -> T:
         raise PayloadError(f"cannot decode {cls.__name__}: {exc}") from exc
 
 
+def decode_value(data: bytes) -> Any:
+    """Plain JSON made by :func:`dumps` back into Python values, ``bytes`` restored."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"invalid JSON: {exc}") from exc
+    return _untag(raw) if _BYTES_MARKER in data else raw
+
+
 def encode_job(job: Job) -> bytes:
     """The job envelope: versioned JSON."""
     return dumps(job)

@@ -23,7 +23,7 @@ from mqttq.models import Backoff
 Mode = Literal["async", "sync", "mixed"]
 PayloadKind = Literal["json", "text", "bytes"]
 
-_positive = v.gt(0)
+_positive: Any = v.gt(0)
 
 
 @attrs.frozen(kw_only=True)
@@ -102,7 +102,7 @@ _converter = cattrs.Converter(forbid_extra_keys=True)
 
 def _strict(kind: type, *accepted: type) -> None:
     def hook(value: Any, _: type) -> Any:
-        if isinstance(value, bool) and kind is not bool or not isinstance(value, accepted):
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, accepted):
             raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
         return kind(value)
 
@@ -122,7 +122,7 @@ def _path(cattrs_path: str) -> str:
 
 
 def structure(data: Mapping[str, Any], source: str | None = None) -> Config:
-    """Build a :class:`Config` from plain data, or raise :class:`ConfigError` listing every problem."""
+    """Build a :class:`Config` from plain data; :class:`ConfigError` lists every problem."""
     try:
         config = _converter.structure(dict(data), Config)
     except cattrs.BaseValidationError as exc:

@@ -18,7 +18,8 @@ from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
 class Capability(enum.Enum):
     """Optional behaviours a queue driver may declare."""
 
-    CLAIM = "claim"  #: pull-based: claim/ack/extend/retry/release (a push-only driver, like rq, lacks it)
+    #: pull-based: claim/ack/extend/retry/release (a push-only driver, like rq, lacks it)
+    CLAIM = "claim"
     DELAY = "delay"  #: honours Job.available_at
     DURABLE = "durable"  #: jobs survive a process restart
     UNIQUE = "unique"  #: honours Job.unique_key
@@ -164,7 +165,14 @@ class QueueDriver(abc.ABC):
 
 
 class JobRunner(abc.ABC):
-    """Runs one job function. Built by the worker with the app; opened with ``async with``."""
+    """Runs job functions for one worker: ``Runner(app=app, concurrency=n)``, then ``async with``.
+
+    At most ``concurrency`` jobs run at once (the worker guarantees it).
+    """
+
+    def __init__(self, *, app: Any, concurrency: int) -> None:
+        self.app = app
+        self.concurrency = concurrency
 
     async def open(self) -> None:
         """Start resources (process pool ...)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-#: Version of the JSON job envelope. Bumped only for incompatible changes; readers accept older ones.
+#: Version of the JSON job envelope, bumped only for incompatible changes.
 ENVELOPE_VERSION = 1
 
 
@@ -31,8 +31,9 @@ class Backoff:
     base: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     factor: float = attrs.field(default=2.0, validator=attrs.validators.ge(1))
     max: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
-    jitter: float = attrs.field(default=0.1, validator=attrs.validators.and_(
-        attrs.validators.ge(0), attrs.validators.le(1)))
+    jitter: float = attrs.field(
+        default=0.1, validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(1))
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -101,7 +102,7 @@ class QueueStats:
 
 @attrs.frozen(kw_only=True)
 class JobRecord:
-    """Where a job is now, for ``mqttq jobs show``. ``state``: ready, delayed, reserved or failed."""
+    """Where a job is now (``mqttq jobs show``): ready, delayed, reserved or failed."""
 
     job: Job
     state: str

@@ -1,4 +1,4 @@
-"""Named registries filled by the ``mqttq_register_*`` hooks, with lazy ``"module:attr"`` targets."""
+"""Registries filled by the ``mqttq_register_*`` hooks, with lazy ``"module:attr"`` targets."""
 
 from __future__ import annotations
 

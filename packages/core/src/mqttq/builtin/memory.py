@@ -6,6 +6,7 @@ Drivers opened with the same name in one process share one store. Nothing surviv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -94,7 +95,9 @@ class MemoryQueueDriver(QueueDriver):
         for job_id in expired:
             del self._s.reserved[job_id]
             job = self._s.jobs[job_id]
-            heapq.heappush(self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id))
+            heapq.heappush(
+                self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id)
+            )
 
     def _take(self, queues: Sequence[str], n: int, lease: float) -> list[Job]:
         now = time.time()
@@ -131,10 +134,8 @@ class MemoryQueueDriver(QueueDriver):
             due = self._next_due(queues)
             if due is not None:
                 remaining = min(remaining, max(0.001, due - time.time()))
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._s.changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def ack(self, ids: Sequence[str]) -> None:
         for job_id in ids:
@@ -164,7 +165,9 @@ class MemoryQueueDriver(QueueDriver):
             job = self._s.jobs[job_id]
             job = attrs.evolve(job, attempts=max(0, job.attempts - 1))
             self._s.jobs[job_id] = job
-            heapq.heappush(self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id))
+            heapq.heappush(
+                self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id)
+            )
         self._wake()
 
     def _expire_failed(self) -> None:

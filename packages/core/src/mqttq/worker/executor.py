@@ -1,0 +1,138 @@
+"""Running one claimed job: look it up, run it, then ack, retry or fail it.
+
+A job's name is only ever looked up in the app's registry: an unknown name goes straight to the
+failed registry and nothing is imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from mqttq.errors import UnknownJobError
+from mqttq.interfaces import JobRunner
+from mqttq.jobs import JobSpec, retry_delay
+from mqttq.models import Job, JobEvent
+
+if TYPE_CHECKING:
+    from mqttq.app import App
+
+log = logging.getLogger("mqttq.worker")
+
+
+@attrs.frozen
+class Policy:
+    """The effective limits of one job: the job's overrides, else its spec's, else the worker's."""
+
+    max_tries: int
+    timeout: float | None
+
+
+class Executor:
+    """Runs jobs with ``runner`` and settles them through the app's driver.
+
+    ``ack`` is how successes are acknowledged: the worker passes a batching acker; by default each
+    success is acked on its own.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        runner: JobRunner,
+        *,
+        ack: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.app = app
+        self.runner = runner
+        self._ack = ack
+        self.processed = 0
+        self.failed = 0
+
+    def policy(self, job: Job, spec: JobSpec) -> Policy:
+        worker = self.app.config.worker
+        return Policy(
+            max_tries=job.max_tries or spec.max_tries or worker.max_tries,
+            timeout=job.timeout or spec.timeout or worker.timeout,
+        )
+
+    async def execute(self, job: Job, *, inline: bool = False) -> bool:
+        """Run a claimed job to its end state; True when it succeeded. Cancellation propagates
+        (the caller releases the job). ``inline``: the job is not stored in the queue."""
+        app = self.app
+        try:
+            spec = app.jobs.get(job.name)
+        except UnknownJobError as exc:
+            await self._fail(job, str(exc), "", None)
+            return False
+        policy = self.policy(job, spec)
+        if app.observed:
+            app.emit(JobEvent(kind="started", job=job))
+        started = time.monotonic()
+        try:
+            await self.runner.run(spec.func, spec.target, job, timeout=policy.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # a runner in another process hands over the job's own error text and traceback
+            error = getattr(exc, "job_error", None) or f"{type(exc).__name__}: {exc}"
+            tb = getattr(exc, "job_traceback", None) or traceback.format_exc()
+            await self._settle_failure(job, spec, policy, error, tb, inline)
+            return False
+        self.processed += 1
+        if self._ack is not None and not inline:
+            self._ack(job.id)
+        elif not inline:
+            await app.driver.ack([job.id])
+        if app.observed:
+            app.emit(JobEvent(kind="succeeded", job=job, duration=time.monotonic() - started))
+        return True
+
+    async def _settle_failure(
+        self, job: Job, spec: JobSpec, policy: Policy, error: str, tb: str, inline: bool
+    ) -> None:
+        if job.attempts < policy.max_tries:
+            delay = retry_delay(job.backoff or spec.backoff, job.attempts)
+            log.info("job %s (%s) failed, retry in %.2fs: %s", job.id, job.name, delay, error)
+            if inline:  # not in the queue yet: store it as a delayed job
+                retry = attrs.evolve(job, available_at=time.time() + delay, last_error=error)
+                await self.app.driver.push([retry])
+            else:
+                await self.app.driver.retry(job, delay=delay, error=error)
+            if self.app.observed:
+                self.app.emit(JobEvent(kind="retrying", job=job, error=error, retry_in=delay))
+            return
+        await self._fail(job, error, tb, spec)
+
+    async def _fail(self, job: Job, error: str, tb: str, spec: JobSpec | None) -> None:
+        log.warning(
+            "job %s (%s) failed after %d attempt(s): %s", job.id, job.name, job.attempts, error
+        )
+        self.failed += 1
+        await self.app.driver.fail(job, error=error, traceback=tb)
+        if self.app.observed:
+            self.app.emit(JobEvent(kind="failed", job=job, error=error))
+        if spec is not None and spec.on_failure is not None:
+            await self._on_failure(spec, job, error)
+
+    async def _on_failure(self, spec: JobSpec, job: Job, error: str) -> None:
+        assert spec.on_failure is not None
+        try:
+            result = spec.on_failure(job, error)
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("on_failure callback of %s failed", job.name)
+
+    async def run_inline(self, job: Job) -> bool:
+        """Run a job that is not in the queue (the listener's sync mode).
+
+        It counts as attempt 1; on failure the job's retry policy applies exactly as for a queued
+        job: it is pushed back as a delayed retry, or recorded in the failed registry.
+        """
+        return await self.execute(attrs.evolve(job, attempts=job.attempts + 1), inline=True)

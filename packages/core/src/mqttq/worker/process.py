@@ -1,0 +1,118 @@
+"""The ``process`` runner: a pool of child processes for CPU-bound jobs; a timeout kills the child.
+
+Jobs travel to children as JSON over pipes (never pickle). A child that times out, or whose job is
+cancelled at shutdown, is killed and replaced, so a runaway job really stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from mqttq.codec import dumps
+from mqttq.errors import JobTimeoutError, MqttqError
+from mqttq.interfaces import JobRunner
+from mqttq.models import Job
+
+
+class ChildJobError(MqttqError):
+    """A job raised in a child process; carries the child's error text and traceback."""
+
+    def __init__(self, error: str, traceback: str) -> None:
+        super().__init__(error)
+        self.job_error = error
+        self.job_traceback = traceback
+
+
+class _Child:
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def spawn(cls) -> _Child:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "mqttq.worker._child",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        return cls(proc)
+
+    async def call(self, request: bytes) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(request)
+        await self.proc.stdin.drain()
+        line = await self.proc.stdout.readline()
+        if not line:
+            raise ChildJobError(f"worker process died (exit code {await self.proc.wait()})", "")
+        reply: dict[str, Any] = orjson.loads(line)
+        return reply
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
+
+    async def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            await self.kill()
+
+
+class ProcessJobRunner(JobRunner):
+    """Runs each job in one of ``concurrency`` long-lived child processes."""
+
+    def __init__(self, *, app: Any, concurrency: int) -> None:
+        super().__init__(app=app, concurrency=concurrency)
+        self._idle: asyncio.Queue[_Child] = asyncio.Queue()
+        self._all: set[_Child] = set()
+
+    async def open(self) -> None:
+        for child in await asyncio.gather(*(_Child.spawn() for _ in range(self.concurrency))):
+            self._all.add(child)
+            self._idle.put_nowait(child)
+
+    async def aclose(self) -> None:
+        children, self._all = self._all, set()
+        await asyncio.gather(*(c.close() for c in children), return_exceptions=True)
+
+    async def _replace(self, child: _Child) -> None:
+        self._all.discard(child)
+        await child.kill()
+        fresh = await _Child.spawn()
+        self._all.add(fresh)
+        self._idle.put_nowait(fresh)
+
+    async def run(
+        self, func: Callable[..., Any], target: str, job: Job, *, timeout: float | None
+    ) -> Any:
+        request = dumps({"target": target, "args": job.args, "kwargs": job.kwargs}) + b"\n"
+        child = await self._idle.get()
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                reply = await child.call(request)
+        except TimeoutError:
+            await asyncio.shield(self._replace(child))
+            if scope.expired():
+                raise JobTimeoutError(f"job {job.name} timed out after {timeout:g}s") from None
+            raise
+        except BaseException:
+            await asyncio.shield(self._replace(child))
+            raise
+        self._idle.put_nowait(child)
+        if not reply["ok"]:
+            raise ChildJobError(reply["error"], reply["traceback"])
+        return None
