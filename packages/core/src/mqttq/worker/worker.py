@@ -69,6 +69,7 @@ class Worker:
         self._pending_acks: list[str] = []
         self._acks_waiting = asyncio.Event()
         self._closing = False
+        self._cancelled: list[Job] = []
         self.executor: Executor | None = None
 
     # -- control ----------------------------------------------------------------------------------
@@ -187,9 +188,10 @@ class Worker:
         task.add_done_callback(functools.partial(self._finished, job.id))
 
     def _finished(self, job_id: str, task: asyncio.Task[bool]) -> None:
-        self._running.pop(job_id, None)
+        job, _ = self._running.pop(job_id)
         self._slot_free.set()
-        if task.cancelled():
+        if task.cancelled():  # stopped at once: handed back in _drain
+            self._cancelled.append(job)
             return
         exc = task.exception()
         if exc is not None:  # the driver failed while settling: the lease will bring it back
@@ -213,15 +215,16 @@ class Worker:
             )
             grace.cancel()
             done_or_now.cancel()
-        leftover = list(self._running.values())
-        for _, task in leftover:
+        tasks = [task for _, task in self._running.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*(task for _, task in leftover), return_exceptions=True)
-        if leftover:
-            log.warning("releasing %d unfinished job(s)", len(leftover))
-            await self.app.driver.release([job.id for job, _ in leftover])
+        await asyncio.gather(*tasks, return_exceptions=True)
+        released, self._cancelled = self._cancelled, []
+        if released:
+            log.warning("releasing %d unfinished job(s)", len(released))
+            await self.app.driver.release([job.id for job in released])
             if self.app.observed:
-                for job, _ in leftover:
+                for job in released:
                     self.app.emit(JobEvent(kind="released", job=job))
 
     async def _wait_stop_now(self) -> None:

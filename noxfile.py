@@ -1,0 +1,70 @@
+"""Every CI entry point is a nox session: lint, typecheck, tests, bench."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+#: every package, core first; a package directory without pyproject.toml is skipped
+PACKAGES = [
+    p
+    for p in ("core", "driver-sqlite", "driver-redis", "driver-rq", "device-navien")
+    if (ROOT / "packages" / p / "pyproject.toml").exists()
+]
+TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+LINT_DEPS = ["ruff>=0.8,<1", "mypy>=1.13"]
+SERVICES = {"redis-server": "redis-server", "mosquitto": "mosquitto"}
+
+
+def install_packages(session: nox.Session) -> None:
+    session.install(*(arg for p in PACKAGES for arg in ("-e", f"packages/{p}")))
+
+
+def require_services(session: nox.Session) -> None:
+    missing = [
+        pkg
+        for binary, pkg in SERVICES.items()
+        if not shutil.which(binary) and not Path("/usr/sbin", binary).exists()
+    ]
+    if missing:
+        session.error(f"tests need {', '.join(missing)}: apt-get install -y {' '.join(missing)}")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install(*LINT_DEPS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_packages(session)
+    session.install(*LINT_DEPS, *TEST_DEPS)
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Every package's tests and the cross-package tests, against real SQLite, Redis, Mosquitto."""
+    require_services(session)
+    install_packages(session)
+    session.install(*TEST_DEPS)
+    paths = [f"packages/{p}/tests" for p in PACKAGES] + ["tests"]
+    session.run("pytest", "-q", "--timeout=300", *paths, *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed figures, mqttq side by side with its peers in one run (never part of the tests)."""
+    require_services(session)
+    install_packages(session)
+    session.install("huey>=2.5", "redis>=5")
+    session.run("python", "benchmarks/run.py", *session.posargs)
