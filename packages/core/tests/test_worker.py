@@ -1,8 +1,9 @@
-"""Worker logic against the in-memory driver (pure core logic; real-process tests live in tests/)."""
+"""Worker logic against the in-memory driver (real-process tests live in the root tests/)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
 import threading
 import time
@@ -97,7 +98,7 @@ async def test_failing_job_runs_max_tries_times_with_growing_gaps() -> None:
     assert failed.error == "RuntimeError: boom"
     assert "raise RuntimeError" in failed.traceback
     assert failed.job.attempts == 3
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert gaps[0] >= 0.1  # never earlier than the backoff allows
     assert gaps[1] >= 0.2
 
@@ -142,7 +143,7 @@ async def test_timeout_not_below_lease_is_refused_at_start_up() -> None:
     @app.job(timeout=5)
     async def slow() -> None: ...
 
-    with pytest.raises(mqttq.ConfigError, match="must be below worker.lease"):
+    with pytest.raises(mqttq.ConfigError, match=r"must be below worker\.lease"):
         await Worker(app, burst=True).run()
 
 
