@@ -65,7 +65,7 @@ class Job:
 class Call:
     """A job to push, as written by application code: ``Call("myapp.jobs:send", kwargs={...})``."""
 
-    name: str
+    name: str = attrs.field(kw_only=False)
     args: list[Any] = attrs.field(factory=list, converter=list)
     kwargs: dict[str, Any] = attrs.field(factory=dict, converter=dict)
     queue: str | None = None
