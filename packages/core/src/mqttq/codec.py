@@ -26,8 +26,15 @@ def _tag_bytes(value: bytes) -> dict[str, str]:
     return {_BYTES_TAG: base64.b64encode(value).decode("ascii")}
 
 
+def _strict_str(value: Any, _: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
 converter = make_converter()
 converter.register_unstructure_hook(bytes, _tag_bytes)
+converter.register_structure_hook(str, _strict_str)
 
 
 def _untag(value: Any) -> Any:
