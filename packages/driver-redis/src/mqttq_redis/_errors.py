@@ -1,0 +1,101 @@
+"""redis-py exceptions -> mqttq errors, with messages that say what to do."""
+
+from __future__ import annotations
+
+import errno
+
+from redis import exceptions as rx
+
+from mqttq.errors import DriverError, DriverUnavailable
+
+#: errors after which retrying the same operation later is safe
+RETRYABLE: tuple[type[BaseException], ...] = (
+    rx.ConnectionError,
+    rx.TimeoutError,
+    rx.BusyLoadingError,
+    rx.TryAgainError,
+    rx.ClusterDownError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+class RedisDriverError(DriverError):
+    """A Redis command failed (not a connectivity problem)."""
+
+
+class RedisUnavailable(RedisDriverError, DriverUnavailable):
+    """Redis cannot be reached right now; retrying later is safe."""
+
+
+def _root(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while True:
+        nxt = exc.__cause__ or exc.__context__
+        if nxt is None or id(nxt) in seen:
+            return exc
+        seen.add(id(nxt))
+        exc = nxt
+
+
+def reason(exc: BaseException) -> str:
+    """A few words on why a connection failed."""
+    if isinstance(exc, rx.BusyLoadingError):
+        return "still loading its data"
+    root = _root(exc)
+    text = str(exc).lower() + " " + str(root).lower()
+    code = getattr(root, "errno", None)
+    if isinstance(root, ConnectionRefusedError) or code == errno.ECONNREFUSED or "refused" in text:
+        return "connection refused"
+    if isinstance(root, TimeoutError | rx.TimeoutError) or "timed out" in text or "timeout" in text:
+        return "timed out"
+    if (
+        "name or service not known" in text
+        or "nodename nor servname" in text
+        or ("temporary failure in name resolution" in text)
+    ):
+        return "unknown host"
+    if isinstance(root, FileNotFoundError) or "no such file" in text:
+        return "no such socket"
+    if "reset by peer" in text or "closed" in text or "broken pipe" in text:
+        return "connection lost"
+    if isinstance(root, PermissionError) or "permission denied" in text:
+        return "permission denied"
+    detail = str(root) or type(root).__name__
+    return detail.strip().rstrip(".")
+
+
+def unavailable(exc: BaseException, url: str) -> RedisUnavailable:
+    return RedisUnavailable(
+        f"cannot reach Redis at {url} ({reason(exc)}) — is redis-server running?"
+    )
+
+
+def translate(exc: BaseException, url: str) -> DriverError:
+    """The mqttq error for a redis-py (or socket) exception raised while talking to ``url``."""
+    if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+        return RedisDriverError(
+            f"Redis at {url} refused the credentials ({exc}); "
+            "check the user and password in the URL"
+        )
+    if isinstance(exc, rx.NoPermissionError):
+        return RedisDriverError(
+            f"the Redis user has no permission for a command or key ({exc}); "
+            "its ACL must allow scripting on the keys under the driver's prefix"
+        )
+    if isinstance(exc, RETRYABLE):
+        return unavailable(exc, url)
+    if isinstance(exc, rx.ReadOnlyError):
+        return RedisDriverError(
+            f"Redis at {url} is a read-only replica; point the URL at the primary"
+        )
+    if isinstance(exc, rx.OutOfMemoryError):
+        return RedisDriverError(f"Redis at {url} is out of memory (maxmemory reached): {exc}")
+    return RedisDriverError(f"Redis error at {url}: {exc}")
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+        return False
+    return isinstance(exc, RETRYABLE)

@@ -1,0 +1,443 @@
+"""The Lua scripts: every state change that touches more than one key is one script.
+
+Key layout under the prefix ``P`` (``ARGV[1]`` of every script; ``mqttq:`` by default)::
+
+    P j:<id>          hash   live job: b=envelope, a=attempts, q=queue, s=state (r|d|l),
+                             t=ready-since time, u=unique key
+    P f:<id>          hash   failed job (expires after failed_ttl): b, a, q, e=error,
+                             tb=traceback, at=failed-at time
+    P q:<queue>:ready    list  ids, FIFO (RPUSH, LPOP)
+    P q:<queue>:delayed  zset  ids by available-at time
+    P q:<queue>:leased   zset  ids by lease deadline
+    P q:<queue>:failed   zset  ids by failed-at time
+    P q:<queue>:wake     list  wake-up tokens for blocked claimers (BLPOP), capped
+    P queues          set    every queue that holds or held jobs
+    P failed          zset   failed ids of all queues, by failed-at time
+    P unique          hash   unique key -> live job id
+    P w:<worker id>   string worker heartbeat (expires)
+    P workers         set    worker ids seen
+
+Times come from the Redis server clock (``TIME``), except a pushed job's own ``available_at``.
+Every live id sits in exactly one of ready, delayed or leased, as its ``s`` field says.
+"""
+
+from __future__ import annotations
+
+PRELUDE = """
+local P = ARGV[1]
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function qk(q, s) return P .. 'q:' .. q .. ':' .. s end
+local function jk(id) return P .. 'j:' .. id end
+local function fk(id) return P .. 'f:' .. id end
+local function fmt(x) return string.format('%.6f', x) end
+local function chunked(cmd, key, items)
+  for i = 1, #items, 1000 do
+    redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items)))
+  end
+end
+local WAKE_MAX = 64
+local function wake(q, k)
+  if k > WAKE_MAX then k = WAKE_MAX end
+  local tokens = {}
+  for i = 1, k do tokens[i] = '1' end
+  local key = qk(q, 'wake')
+  redis.call('LPUSH', key, unpack(tokens))
+  redis.call('LTRIM', key, 0, WAKE_MAX - 1)
+end
+local function unlink(id, q, s, u)
+  if s == 'l' then redis.call('ZREM', qk(q, 'leased'), id)
+  elseif s == 'd' then redis.call('ZREM', qk(q, 'delayed'), id)
+  elseif s == 'r' then redis.call('LREM', qk(q, 'ready'), 1, id) end
+  if u and redis.call('HGET', P .. 'unique', u) == id then redis.call('HDEL', P .. 'unique', u) end
+end
+"""
+
+# ARGV: P, then 6 per job: id, queue, available_at, unique key ('' = none), attempts, envelope.
+# Returns the id stored (or the live id holding the unique key) per job, in order. An id that is
+# already stored is kept as it is, so a push repeated after a lost reply stores nothing twice.
+PUSH = """
+local now = clock()
+local out, ready, count = {}, {}, {}
+local uk = P .. 'unique'
+local j = 0
+for i = 2, #ARGV, 6 do
+  j = j + 1
+  local id, q, at, u = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local live = false
+  if u ~= '' then
+    local other = redis.call('HGET', uk, u)
+    if other and redis.call('EXISTS', jk(other)) == 1 then live = other end
+  end
+  if live then
+    out[j] = live
+  else
+    out[j] = id
+    local h = jk(id)
+    if redis.call('EXISTS', h) == 0 then
+      local s = 'r'
+      if at > now then s = 'd' end
+      redis.call('HSET', h, 'b', ARGV[i + 5], 'a', ARGV[i + 4], 'q', q, 's', s, 't', ARGV[i + 2])
+      if u ~= '' then
+        redis.call('HSET', h, 'u', u)
+        redis.call('HSET', uk, u, id)
+      end
+      if s == 'd' then
+        redis.call('ZADD', qk(q, 'delayed'), at, id)
+      else
+        local r = ready[q]
+        if not r then r = {}; ready[q] = r end
+        r[#r + 1] = id
+      end
+      count[q] = (count[q] or 0) + 1
+    end
+  end
+end
+for q, k in pairs(count) do
+  if ready[q] then chunked('RPUSH', qk(q, 'ready'), ready[q]) end
+  redis.call('SADD', P .. 'queues', q)
+  wake(q, k)
+end
+return out
+"""
+
+# ARGV: P, n, lease seconds, reclaim/promote limit, queue... (priority order).
+# Per queue: expired leases go back to the front of ready, due delayed jobs to its back, then up
+# to n - got ids are popped and leased with attempts + 1.
+# Returns {next, id, envelope, attempts, ...}; ``next`` (only when nothing was claimed) is the
+# number of seconds until a delayed job is due or a lease expires, '' when there is none.
+CLAIM = """
+local now = clock()
+local n, lease, lim = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local out = {''}
+local got = 0
+for k = 5, #ARGV do
+  if got >= n then break end
+  local q = ARGV[k]
+  local rk, dk, lk = qk(q, 'ready'), qk(q, 'delayed'), qk(q, 'leased')
+  local expired = redis.call('ZRANGE', lk, '-inf', now, 'BYSCORE', 'LIMIT', 0, lim)
+  if #expired > 0 then
+    chunked('ZREM', lk, expired)
+    local back = {}
+    for x = #expired, 1, -1 do
+      local h = jk(expired[x])
+      if redis.call('HGET', h, 's') == 'l' then
+        redis.call('HSET', h, 's', 'r')
+        back[#back + 1] = expired[x]
+      end
+    end
+    if #back > 0 then chunked('LPUSH', rk, back) end
+  end
+  local due = redis.call('ZRANGE', dk, '-inf', now, 'BYSCORE', 'LIMIT', 0, lim, 'WITHSCORES')
+  if #due > 0 then
+    local ids = {}
+    for x = 1, #due, 2 do
+      ids[#ids + 1] = due[x]
+      redis.call('HSET', jk(due[x]), 's', 'r', 't', due[x + 1])
+    end
+    chunked('ZREM', dk, ids)
+    chunked('RPUSH', rk, ids)
+  end
+  local ids = redis.call('LPOP', rk, n - got)
+  if ids then
+    local deadline = now + lease
+    local leased = {}
+    for _, id in ipairs(ids) do
+      local h = jk(id)
+      if redis.call('HGET', h, 's') == 'r' then
+        redis.call('HSET', h, 's', 'l')
+        local a = redis.call('HINCRBY', h, 'a', 1)
+        leased[#leased + 1] = deadline
+        leased[#leased + 1] = id
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGET', h, 'b')
+        out[#out + 1] = a
+        got = got + 1
+      end
+    end
+    if #leased > 0 then chunked('ZADD', lk, leased) end
+  end
+  if redis.call('LLEN', rk) == 0 and redis.call('ZCARD', dk) == 0 then
+    redis.call('DEL', qk(q, 'wake'))
+  end
+end
+if got == 0 then
+  local nxt = nil
+  for k = 5, #ARGV do
+    for _, key in ipairs({qk(ARGV[k], 'delayed'), qk(ARGV[k], 'leased')}) do
+      local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+      if first[2] then
+        local d = tonumber(first[2]) - now
+        if nxt == nil or d < nxt then nxt = d end
+      end
+    end
+  end
+  if nxt then out[1] = fmt(nxt) end
+end
+return out
+"""
+
+# ARGV: P, id...   Forget jobs wherever they are and free their unique keys.
+ACK = """
+for k = 2, #ARGV do
+  local id = ARGV[k]
+  local h = jk(id)
+  local f = redis.call('HMGET', h, 'q', 's', 'u')
+  if f[1] then
+    unlink(id, f[1], f[2], f[3])
+    redis.call('DEL', h)
+  end
+end
+return 0
+"""
+
+# ARGV: P, lease seconds, id...   Returns how many leases were renewed.
+EXTEND = """
+local deadline = clock() + tonumber(ARGV[2])
+local n = 0
+for k = 3, #ARGV do
+  local f = redis.call('HMGET', jk(ARGV[k]), 'q', 's')
+  if f[2] == 'l' then
+    redis.call('ZADD', qk(f[1], 'leased'), 'XX', deadline, ARGV[k])
+    n = n + 1
+  end
+end
+return n
+"""
+
+# ARGV: P, id, queue, delay seconds, unique key, attempts, envelope.
+RETRY = """
+local now = clock()
+local id, q, u = ARGV[2], ARGV[3], ARGV[5]
+local h = jk(id)
+local a = tonumber(ARGV[6])
+local f = redis.call('HMGET', h, 'q', 's', 'u', 'a')
+if f[1] then
+  unlink(id, f[1], f[2], f[3])
+  if f[4] and tonumber(f[4]) > a then a = tonumber(f[4]) end
+  redis.call('DEL', h)
+end
+local at = now + tonumber(ARGV[4])
+redis.call('HSET', h, 'b', ARGV[7], 'a', a, 'q', q, 's', 'd', 't', fmt(at))
+if u ~= '' then
+  redis.call('HSET', h, 'u', u)
+  redis.call('HSET', P .. 'unique', u, id)
+end
+redis.call('ZADD', qk(q, 'delayed'), at, id)
+redis.call('SADD', P .. 'queues', q)
+wake(q, 1)
+return 0
+"""
+
+# ARGV: P, id, queue, ttl milliseconds, attempts, envelope, error, traceback.
+# Returns the failed-at time.
+FAIL = """
+local now = clock()
+local id, q = ARGV[2], ARGV[3]
+local h = jk(id)
+local a = tonumber(ARGV[5])
+local f = redis.call('HMGET', h, 'q', 's', 'u', 'a')
+if f[1] then
+  unlink(id, f[1], f[2], f[3])
+  if f[4] and tonumber(f[4]) > a then a = tonumber(f[4]) end
+  redis.call('DEL', h)
+end
+local fh = fk(id)
+local old = redis.call('HGET', fh, 'q')
+if old and old ~= q then redis.call('ZREM', qk(old, 'failed'), id) end
+redis.call('DEL', fh)
+redis.call('HSET', fh, 'b', ARGV[6], 'a', a, 'q', q, 'e', ARGV[7], 'tb', ARGV[8], 'at', fmt(now))
+local ttl = tonumber(ARGV[4])
+redis.call('PEXPIRE', fh, ttl)
+local cutoff = now - ttl / 1000
+for _, key in ipairs({qk(q, 'failed'), P .. 'failed'}) do
+  redis.call('ZADD', key, now, id)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+end
+redis.call('SADD', P .. 'queues', q)
+return fmt(now)
+"""
+
+# ARGV: P, id...   Reserved jobs back to the front of ready, their attempt given back.
+RELEASE = """
+local touched = {}
+for k = #ARGV, 2, -1 do
+  local id = ARGV[k]
+  local h = jk(id)
+  local f = redis.call('HMGET', h, 'q', 's', 'a')
+  if f[2] == 'l' then
+    local q = f[1]
+    redis.call('ZREM', qk(q, 'leased'), id)
+    local a = tonumber(f[3]) - 1
+    if a < 0 then a = 0 end
+    redis.call('HSET', h, 's', 'r', 'a', a)
+    redis.call('LPUSH', qk(q, 'ready'), id)
+    touched[q] = (touched[q] or 0) + 1
+  end
+end
+for q, k in pairs(touched) do wake(q, k) end
+return 0
+"""
+
+# ARGV: P, then 4 per job: id, queue, unique key, envelope.   Failed jobs back to ready with
+# attempts 0; an entry that is gone (forgotten, expired) is skipped. Returns how many moved.
+REQUEUE = """
+local now = clock()
+local moved = 0
+local touched = {}
+for i = 2, #ARGV, 4 do
+  local id, q, u = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local fh = fk(id)
+  local fq = redis.call('HGET', fh, 'q')
+  if fq then
+    redis.call('DEL', fh)
+    redis.call('ZREM', qk(fq, 'failed'), id)
+    redis.call('ZREM', P .. 'failed', id)
+    local h = jk(id)
+    local f = redis.call('HMGET', h, 'q', 's', 'u')
+    if f[1] then
+      unlink(id, f[1], f[2], f[3])
+      redis.call('DEL', h)
+    end
+    redis.call('HSET', h, 'b', ARGV[i + 3], 'a', 0, 'q', q, 's', 'r', 't', fmt(now))
+    if u ~= '' then
+      redis.call('HSET', h, 'u', u)
+      redis.call('HSET', P .. 'unique', u, id)
+    end
+    redis.call('RPUSH', qk(q, 'ready'), id)
+    redis.call('SADD', P .. 'queues', q)
+    touched[q] = (touched[q] or 0) + 1
+    moved = moved + 1
+  end
+end
+for q, k in pairs(touched) do wake(q, k) end
+return moved
+"""
+
+# ARGV: P, id...   Returns how many failed entries were removed.
+FORGET = """
+local n = 0
+for k = 2, #ARGV do
+  local id = ARGV[k]
+  local fh = fk(id)
+  local q = redis.call('HGET', fh, 'q')
+  if q then
+    redis.call('DEL', fh)
+    redis.call('ZREM', qk(q, 'failed'), id)
+    n = n + 1
+  end
+  redis.call('ZREM', P .. 'failed', id)
+end
+return n
+"""
+
+# ARGV: P, queue ('' = all), batch size.   Removes up to a batch of the oldest failed entries.
+# Returns {removed, scanned}; call again until scanned is 0.
+PURGE = """
+local key = P .. 'failed'
+if ARGV[2] ~= '' then key = qk(ARGV[2], 'failed') end
+local ids = redis.call('ZRANGE', key, 0, tonumber(ARGV[3]) - 1)
+local n = 0
+for _, id in ipairs(ids) do
+  local fh = fk(id)
+  local q = redis.call('HGET', fh, 'q')
+  if q then
+    redis.call('DEL', fh)
+    redis.call('ZREM', qk(q, 'failed'), id)
+    n = n + 1
+  end
+  redis.call('ZREM', P .. 'failed', id)
+  redis.call('ZREM', key, id)
+end
+return {n, #ids}
+"""
+
+# ARGV: P, queue ('' = all), ttl seconds, offset, limit, mode.   Trims expired index entries.
+# mode 'ids': every id, oldest first. mode 'list': {envelope, attempts, error, traceback,
+# failed-at} per entry, newest first, paged.
+FAILED_LIST = """
+local now = clock()
+local key = P .. 'failed'
+if ARGV[2] ~= '' then key = qk(ARGV[2], 'failed') end
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - tonumber(ARGV[3]))
+if ARGV[6] == 'ids' then return redis.call('ZRANGE', key, 0, -1) end
+local ids = redis.call('ZRANGE', key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', ARGV[4], ARGV[5])
+local out = {}
+for _, id in ipairs(ids) do
+  local f = redis.call('HMGET', fk(id), 'b', 'a', 'e', 'tb', 'at')
+  if f[1] then
+    for x = 1, 5 do out[#out + 1] = f[x] or '' end
+  end
+end
+return out
+"""
+
+# ARGV: P, id.   {'job', envelope, attempts, state, lease deadline} or
+# {'failed', envelope, attempts, error, traceback, failed-at} or {}.
+GET_JOB = """
+local now = clock()
+local id = ARGV[2]
+local f = redis.call('HMGET', jk(id), 'b', 'a', 's', 'q')
+if f[1] then
+  local state, lease = 'ready', ''
+  if f[3] == 'l' then
+    state = 'reserved'
+    lease = redis.call('ZSCORE', qk(f[4], 'leased'), id) or ''
+  elseif f[3] == 'd' then
+    local at = redis.call('ZSCORE', qk(f[4], 'delayed'), id)
+    if at and tonumber(at) > now then state = 'delayed' end
+  end
+  return {'job', f[1], f[2], state, lease}
+end
+local g = redis.call('HMGET', fk(id), 'b', 'a', 'e', 'tb', 'at')
+if g[1] then return {'failed', g[1], g[2], g[3] or '', g[4] or '', g[5] or ''} end
+return {}
+"""
+
+# ARGV: P, failed ttl seconds.   {now, then per queue: name, ready, delayed, reserved, failed,
+# oldest ready time ('' = none)}. A constant number of commands per queue.
+STATS = """
+local now = clock()
+local cutoff = now - tonumber(ARGV[2])
+local out = {fmt(now)}
+for _, q in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
+  local rk, dk = qk(q, 'ready'), qk(q, 'delayed')
+  local oldest = nil
+  local head = redis.call('LINDEX', rk, 0)
+  if head then
+    local t = redis.call('HGET', jk(head), 't')
+    if t then oldest = tonumber(t) end
+  end
+  local first = redis.call('ZRANGE', dk, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local at = tonumber(first[2])
+    if at <= now and (oldest == nil or at < oldest) then oldest = at end
+  end
+  local due = redis.call('ZCOUNT', dk, '-inf', now)
+  out[#out + 1] = q
+  out[#out + 1] = redis.call('LLEN', rk) + due
+  out[#out + 1] = redis.call('ZCARD', dk) - due
+  out[#out + 1] = redis.call('ZCARD', qk(q, 'leased'))
+  out[#out + 1] = redis.call('ZCOUNT', qk(q, 'failed'), '(' .. fmt(cutoff), '+inf')
+  if oldest then out[#out + 1] = fmt(oldest) else out[#out + 1] = '' end
+end
+return out
+"""
+
+SCRIPTS = {
+    "push": PUSH,
+    "claim": CLAIM,
+    "ack": ACK,
+    "extend": EXTEND,
+    "retry": RETRY,
+    "fail": FAIL,
+    "release": RELEASE,
+    "requeue": REQUEUE,
+    "forget": FORGET,
+    "purge": PURGE,
+    "failed_list": FAILED_LIST,
+    "get_job": GET_JOB,
+    "stats": STATS,
+}

@@ -1,0 +1,401 @@
+"""``redis://``, ``rediss://``, ``unix://``: the scale-out queue driver on redis.asyncio.
+
+Every state change runs as one Lua script (see :mod:`mqttq_redis._scripts` for the key layout),
+so concurrent workers in any number of processes can never both hold a live lease on a job.
+While Redis is unreachable an operation retries with bounded exponential backoff for
+``retry_for`` seconds before raising ``DriverUnavailable``; a Redis restart is a pause, not a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Self, TypeVar
+
+import attrs
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from mqttq.codec import decode_job, dumps, encode_job, loads
+from mqttq.errors import DriverError, PayloadError
+from mqttq.interfaces import Capability, QueueDriver
+from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+from mqttq_redis import _errors, _url
+from mqttq_redis._scripts import PRELUDE, SCRIPTS
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: expired leases / due delayed jobs moved per queue and claim (bounds one script's run time)
+_MOVE_LIMIT = 1000
+#: ids per script call for bulk operations on the failed registry
+_CHUNK = 500
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _num(value: bytes | str | int) -> float:
+    return float(_s(value)) if not isinstance(value, int) else float(value)
+
+
+class RedisQueueDriver(QueueDriver):
+    """Queue driver on Redis lists, sorted sets and Lua scripts (Redis >= 6.2)."""
+
+    schemes = _url.SCHEMES
+    capabilities = frozenset(
+        {
+            Capability.CLAIM,
+            Capability.DELAY,
+            Capability.DURABLE,
+            Capability.UNIQUE,
+            Capability.FAILED_REGISTRY,
+            Capability.WORKERS,
+            Capability.MULTI_PROCESS,
+        }
+    )
+
+    def __init__(self, settings: _url.Settings) -> None:
+        self.settings = settings
+        self.prefix = settings.prefix
+        self.url = settings.display_url
+        self._redis: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._down_since: float | None = None
+
+    @classmethod
+    def from_url(cls, url: str, /, **options: Any) -> Self:
+        """``redis://[user:password@]host[:port][/db][?prefix=app1:&failed_ttl=...]``.
+
+        Options (query string or keywords): ``prefix`` (default ``mqttq:``), ``failed_ttl``
+        (seconds), ``retry_for`` (seconds an operation retries while Redis is unreachable),
+        ``max_block`` (longest single blocking wait). Other query parameters go to redis-py
+        (``socket_timeout``, ``ssl_cert_reqs``, ``ssl_ca_certs``...).
+        """
+        return cls(_url.parse(url, options))
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._redis is not None:
+            return
+        kwargs: dict[str, Any] = {
+            "retry": Retry(NoBackoff(), 0),
+            "socket_keepalive": True,
+            "socket_timeout": max(15.0, self.settings.max_block + 5.0),
+        }
+        try:
+            pool = aioredis.ConnectionPool.from_url(self.settings.redis_url, **kwargs)
+        except (ValueError, TypeError) as exc:
+            raise DriverError(f"bad Redis URL {self.url}: {exc}") from None
+        client = aioredis.Redis(connection_pool=pool)
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise _errors.translate(exc, self.url) from None
+        body = PRELUDE
+        self._scripts = {name: client.register_script(body + src) for name, src in SCRIPTS.items()}
+        self._redis = client
+
+    async def aclose(self) -> None:
+        client, self._redis = self._redis, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):  # a dead connection: nothing to free
+                await client.aclose()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The redis-py client (open the driver first)."""
+        if self._redis is None:
+            raise DriverError("the Redis queue driver is not open; use 'async with driver:'")
+        return self._redis
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _do(self, op: Callable[[], Awaitable[T]], *, retry_for: float | None = None) -> T:
+        """Run ``op``, retrying connectivity errors with bounded backoff; translate errors."""
+        if self._redis is None:
+            raise DriverError("the Redis queue driver is not open; use 'async with driver:'")
+        budget = self.settings.retry_for if retry_for is None else retry_for
+        start = time.monotonic()
+        delay = 0.05
+        while True:
+            try:
+                result = await op()
+            except (RedisError, OSError) as exc:
+                if not _errors.is_retryable(exc):
+                    raise _errors.translate(exc, self.url) from None
+                if self._down_since is None:
+                    self._down_since = time.monotonic()
+                    log.warning("%s; retrying", _errors.unavailable(exc, self.url))
+                if time.monotonic() - start + delay > budget:
+                    raise _errors.unavailable(exc, self.url) from None
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+                continue
+            if self._down_since is not None:
+                log.warning(
+                    "Redis at %s is reachable again after %.1f s",
+                    self.url,
+                    time.monotonic() - self._down_since,
+                )
+                self._down_since = None
+            return result
+
+    async def _run(self, name: str, args: Sequence[Any], **kw: Any) -> Any:
+        script = self._scripts[name]
+        argv = [self.prefix, *args]
+        return await self._do(lambda: script(keys=[], args=argv), **kw)
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def _decode(self, body: bytes | str, attempts: bytes | str | int) -> Job:
+        job = decode_job(body)
+        count = int(_num(attempts))
+        return job if job.attempts == count else attrs.evolve(job, attempts=count)
+
+    # -- producing ----------------------------------------------------------------------------
+
+    async def push(self, jobs: Sequence[Job]) -> list[str]:
+        if not jobs:
+            return []
+        seen: set[str] = set()
+        for job in jobs:
+            if job.id in seen:
+                raise DriverError(f"job id {job.id!r} appears twice in one push; nothing stored")
+            seen.add(job.id)
+        args: list[Any] = []
+        for job in jobs:
+            args += (
+                job.id,
+                job.queue,
+                repr(job.available_at),
+                job.unique_key or "",
+                job.attempts,
+                encode_job(job),
+            )
+        result = await self._run("push", args)
+        return [_s(i) for i in result]
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def claim(
+        self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
+    ) -> list[Job]:
+        if n <= 0 or not queues:
+            return []
+        deadline = time.monotonic() + max(0.0, wait)
+        args = [n, repr(float(lease)), _MOVE_LIMIT, *queues]
+        wake_keys = [self._key("q", q, "wake") for q in queues]
+        while True:
+            result = await self._run("claim", args)
+            if len(result) > 1:
+                return [
+                    self._decode(result[i + 1], result[i + 2]) for i in range(1, len(result), 3)
+                ]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            block = min(remaining, self.settings.max_block)
+            if result[0]:
+                block = min(block, max(0.0, _num(result[0])) + 0.002)
+            if block < 0.001:
+                continue
+            try:  # one try: on a lost connection the next claim does the retrying
+                await self._do(functools.partial(self._block, wake_keys, block), retry_for=0)
+            except _errors.RedisUnavailable:
+                continue
+
+    async def _block(self, keys: list[str], seconds: float) -> None:
+        async with asyncio.timeout(seconds + 5.0):
+            await self.redis.blpop(keys, timeout=round(seconds, 3))
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), _CHUNK):
+            await self._run("ack", ids[i : i + _CHUNK])
+
+    async def extend(self, ids: Sequence[str], *, lease: float) -> None:
+        for i in range(0, len(ids), _CHUNK):
+            await self._run("extend", [repr(float(lease)), *ids[i : i + _CHUNK]])
+
+    async def retry(self, job: Job, *, delay: float, error: str) -> None:
+        delay = max(0.0, delay)
+        body = encode_job(attrs.evolve(job, available_at=time.time() + delay, last_error=error))
+        args = [job.id, job.queue, repr(delay), job.unique_key or "", job.attempts, body]
+        await self._run("retry", args)
+
+    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
+        body = encode_job(attrs.evolve(job, last_error=error))
+        ttl_ms = max(1, int(self.settings.failed_ttl * 1000))
+        args = [job.id, job.queue, ttl_ms, job.attempts, body, error, traceback]
+        await self._run("fail", args)
+
+    async def release(self, ids: Sequence[str]) -> None:
+        for i in range(0, len(ids), _CHUNK):
+            await self._run("release", ids[i : i + _CHUNK])
+
+    # -- inspecting ---------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, QueueStats]:
+        result = await self._run("stats", [repr(self.settings.failed_ttl)])
+        now = _num(result[0])
+        out: dict[str, QueueStats] = {}
+        for i in range(1, len(result), 6):
+            name, ready, delayed, reserved, failed, oldest = result[i : i + 6]
+            out[_s(name)] = QueueStats(
+                ready=int(ready),
+                delayed=int(delayed),
+                reserved=int(reserved),
+                failed=int(failed),
+                oldest_ready_age=max(0.0, now - _num(oldest)) if oldest else None,
+            )
+        return dict(sorted(out.items()))
+
+    async def size(self, queue: str) -> int:
+        async def op() -> list[int]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.llen(self._key("q", queue, "ready"))
+                pipe.zcard(self._key("q", queue, "delayed"))
+                return await pipe.execute()
+
+        return sum(await self._do(op))
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        result = await self._run("get_job", [job_id])
+        if not result:
+            return None
+        if _s(result[0]) == "failed":
+            entry = self._failed(result[1:6])
+            return JobRecord(
+                job=entry.job, state="failed", error=entry.error, traceback=entry.traceback
+            )
+        _, body, attempts, state, lease = result
+        return JobRecord(
+            job=self._decode(body, attempts),
+            state=_s(state),
+            lease_expires_at=_num(lease) if lease else None,
+        )
+
+    # -- failed registry ----------------------------------------------------------------------
+
+    def _failed(self, fields: Sequence[Any]) -> FailedJob:
+        body, attempts, error, tb, failed_at = fields
+        return FailedJob(
+            job=self._decode(body, attempts or 0),
+            error=_s(error or b""),
+            traceback=_s(tb or b""),
+            failed_at=_num(failed_at) if failed_at else 0.0,
+        )
+
+    async def failed_list(
+        self, queue: str | None = None, *, offset: int = 0, limit: int = 100
+    ) -> list[FailedJob]:
+        if limit <= 0:
+            return []
+        args = [queue or "", repr(self.settings.failed_ttl), max(0, offset), limit, "list"]
+        result = await self._run("failed_list", args)
+        return [self._failed(result[i : i + 5]) for i in range(0, len(result), 5)]
+
+    async def failed_get(self, job_id: str) -> FailedJob | None:
+        key = self._key("f", job_id)
+        fields = await self._do(lambda: self.redis.hmget(key, ["b", "a", "e", "tb", "at"]))
+        return None if fields[0] is None else self._failed(fields)
+
+    async def failed_requeue(self, ids: Sequence[str]) -> int:
+        moved = 0
+        for i in range(0, len(ids), _CHUNK):
+            chunk = list(ids[i : i + _CHUNK])
+
+            async def read(chunk: list[str] = chunk) -> list[Any]:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for job_id in chunk:
+                        pipe.hmget(self._key("f", job_id), ["b", "q"])
+                    return await pipe.execute()
+
+            args: list[Any] = []
+            now = time.time()
+            for job_id, (body, queue) in zip(chunk, await self._do(read), strict=True):
+                if body is None:
+                    continue
+                unique = ""
+                try:
+                    job = decode_job(body)
+                    unique = job.unique_key or ""
+                    body = encode_job(attrs.evolve(job, attempts=0, available_at=now))
+                except PayloadError:
+                    pass  # requeue the envelope as it is; the worker reports it
+                args += (job_id, _s(queue), unique, body)
+            if args:
+                moved += int(await self._run("requeue", args))
+        return moved
+
+    async def failed_forget(self, ids: Sequence[str]) -> int:
+        removed = 0
+        for i in range(0, len(ids), _CHUNK):
+            removed += int(await self._run("forget", ids[i : i + _CHUNK]))
+        return removed
+
+    async def failed_purge(self, queue: str | None = None) -> int:
+        removed = 0
+        while True:
+            n, scanned = await self._run("purge", [queue or "", _CHUNK])
+            removed += int(n)
+            if not scanned:
+                return removed
+
+    async def failed_ids(self, queue: str | None = None) -> list[str]:
+        args = [queue or "", repr(self.settings.failed_ttl), 0, 0, "ids"]
+        return [_s(i) for i in await self._run("failed_list", args)]
+
+    # -- workers ------------------------------------------------------------------------------
+
+    async def worker_heartbeat(self, info: WorkerInfo, *, ttl: float) -> None:
+        key, body, ms = self._key("w", info.id), dumps(info), max(1, int(ttl * 1000))
+
+        async def op() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, body, px=ms)
+                pipe.sadd(self._key("workers"), info.id)
+                await pipe.execute()
+
+        await self._do(op)
+
+    async def worker_gone(self, worker_id: str) -> None:
+        async def op() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(self._key("w", worker_id))
+                pipe.srem(self._key("workers"), worker_id)
+                await pipe.execute()
+
+        await self._do(op)
+
+    async def workers(self) -> list[WorkerInfo]:
+        index = self._key("workers")
+        ids = sorted(_s(i) for i in await self._do(lambda: self.redis.smembers(index)))
+        if not ids:
+            return []
+        keys = [self._key("w", i) for i in ids]
+        bodies = await self._do(lambda: self.redis.mget(keys))
+        gone = [i for i, body in zip(ids, bodies, strict=True) if body is None]
+        if gone:
+            await self._do(lambda: self.redis.srem(index, *gone))
+        out = []
+        for body in bodies:
+            if body is None:
+                continue
+            try:
+                out.append(loads(body, WorkerInfo))
+            except PayloadError:
+                log.warning("ignoring an unreadable worker heartbeat in %s", index)
+        return out
