@@ -1,0 +1,95 @@
+"""``sqlite:///path.db?option=value``: URL parsing and driver options (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+
+from mqttq.errors import ConfigError
+
+SYNCHRONOUS = ("normal", "full", "extra")
+
+
+@attrs.frozen(kw_only=True)
+class SqliteOptions:
+    """Everything the driver can be told. Times are seconds."""
+
+    path: str
+    #: failed-registry entries older than this disappear (the App passes ``queue.failed_ttl``)
+    failed_ttl: float = 7 * 86400
+    #: ``normal`` survives a process crash under WAL; ``full`` also survives a power loss
+    synchronous: str = "normal"
+    #: how long one operation keeps retrying a locked database before ``DriverUnavailable``
+    busy_timeout: float = 10.0
+    #: adaptive polling for jobs pushed by other processes: first and longest interval
+    poll_min: float = 0.001
+    poll_max: float = 0.01
+    #: page cache per connection, in MiB
+    cache_mb: int = 16
+
+
+def _positive(kind: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
+    def convert(name: str, value: Any) -> Any:
+        try:
+            out = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"sqlite option {name}={value!r} is not a number") from None
+        if out <= 0:
+            raise ConfigError(f"sqlite option {name}={value!r} must be positive")
+        return out
+
+    return convert
+
+
+def _synchronous(name: str, value: Any) -> str:
+    out = str(value).lower()
+    if out not in SYNCHRONOUS:
+        raise ConfigError(f"sqlite option {name}={value!r}: choose one of {', '.join(SYNCHRONOUS)}")
+    return out
+
+
+_CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
+    "failed_ttl": _positive(float),
+    "synchronous": _synchronous,
+    "busy_timeout": _positive(float),
+    "poll_min": _positive(float),
+    "poll_max": _positive(float),
+    "cache_mb": _positive(int),
+}
+
+
+def parse_url(url: str, options: Mapping[str, Any]) -> SqliteOptions:
+    """``sqlite:///relative.db`` or ``sqlite:////abs/path.db``; query and keyword options merge
+    (keywords win). Raises ``ConfigError``."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigError(f"not a sqlite:// URL: {url!r}")
+    if parts.netloc:
+        raise ConfigError(
+            f"sqlite URL {url!r} has a host; use sqlite:///relative.db or sqlite:////abs/path.db"
+        )
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path or path.endswith("/"):
+        raise ConfigError(f"sqlite URL {url!r} names no database file (sqlite:///mqttq.db)")
+    if path == ":memory:":
+        raise ConfigError("sqlite:///:memory: is not shared between connections; use memory://")
+    merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    merged.update(options)
+    return build_options(path, merged)
+
+
+def build_options(path: str, options: Mapping[str, Any]) -> SqliteOptions:
+    """Validate and convert options (strings from a URL query are accepted)."""
+    merged = dict(options)
+    unknown = sorted(set(merged) - set(_CONVERTERS))
+    if unknown:
+        known = ", ".join(sorted(_CONVERTERS))
+        raise ConfigError(f"unknown sqlite driver option(s): {', '.join(unknown)} (known: {known})")
+    values = {name: _CONVERTERS[name](name, value) for name, value in merged.items()}
+    opts = SqliteOptions(path=path, **values)
+    if opts.poll_min > opts.poll_max:
+        raise ConfigError("sqlite option poll_min must not exceed poll_max")
+    return opts

@@ -1,0 +1,241 @@
+"""``sqlite:///path.db``: the durable, embedded queue driver.
+
+Concurrency model: one ``sqlite3`` connection per driver, owned by one thread (``DbThread``); each
+operation is one function run there in one hop. Several processes share the file through WAL:
+readers never block, writers take turns (``BEGIN IMMEDIATE``, busy retries in ``Store``), and a
+claim is one ``UPDATE ... RETURNING`` statement, so no job is ever handed out twice.
+
+SQLite cannot block until work arrives, so ``claim(wait=...)`` polls adaptively: this process's own
+pushes wake it at once (an ``asyncio.Event``); other processes' commits are noticed by a cheap
+``PRAGMA data_version`` check, every ``poll_min`` seconds at first, backing off to ``poll_max``;
+and it wakes when the next delayed job or lease deadline of its queues falls due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, Self, TypeVar
+
+import attrs
+
+from mqttq.interfaces import Capability, QueueDriver
+from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+from mqttq_sqlite._options import SqliteOptions, build_options, parse_url
+from mqttq_sqlite._store import Store
+from mqttq_sqlite._thread import DbThread
+from mqttq_sqlite.errors import SqliteQueueError
+
+T = TypeVar("T")
+
+#: (data_version, claimed jobs or None when nothing changed, next due time)
+_Poll = tuple[int, list[Job] | None, float | None]
+
+
+class SqliteQueueDriver(QueueDriver):
+    """A queue in one SQLite file, shared safely by any number of worker processes."""
+
+    schemes = ("sqlite",)
+    capabilities = frozenset(
+        {
+            Capability.CLAIM,
+            Capability.DELAY,
+            Capability.DURABLE,
+            Capability.UNIQUE,
+            Capability.FAILED_REGISTRY,
+            Capability.WORKERS,
+            Capability.MULTI_PROCESS,
+        }
+    )
+
+    def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
+        """``SqliteQueueDriver("jobs.db", failed_ttl=86400)``; options as in the README."""
+        self.options: SqliteOptions = build_options(os.fspath(path), options)
+        self._store = Store(self.options)
+        self._thread: DbThread | None = None
+        self._wakeup = asyncio.Event()
+
+    @classmethod
+    def from_url(cls, url: str, /, **options: Any) -> Self:
+        opts = parse_url(url, options)
+        return cls(opts.path, **attrs.asdict(opts, filter=lambda a, _: a.name != "path"))
+
+    @property
+    def path(self) -> str:
+        return self.options.path
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r}>"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        thread = DbThread(f"mqttq-sqlite:{self.path}")
+        try:
+            await thread.call(self._store.open)
+        except BaseException:
+            thread.stop()
+            raise
+        self._thread = thread
+
+    async def aclose(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            try:
+                await thread.call(self._store.close)
+            finally:
+                thread.stop()
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        if self._thread is None:
+            raise SqliteQueueError(f"SQLite queue driver for {self.path} is not open")
+        return await self._thread.call(fn)
+
+    # -- producing ------------------------------------------------------------------------------
+
+    async def push(self, jobs: Sequence[Job]) -> list[str]:
+        if not jobs:
+            return []
+        ids = await self._call(partial(self._store.push, list(jobs)))
+        self._wakeup.set()
+        return ids
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    def _poll(self, queues: list[str], n: int, lease: float, last_version: int | None) -> _Poll:
+        """On the db thread: claim if anything may have changed since ``last_version``."""
+        version = self._store.data_version()
+        if last_version is not None and version == last_version:
+            return version, None, None
+        ready, expired, due = self._store.probe(queues)
+        if not (ready or expired):
+            return version, [], due
+        return version, self._store.claim(queues, n, lease, reap=expired), due
+
+    async def _poll_once(
+        self, queues: list[str], n: int, lease: float, last_version: int | None
+    ) -> _Poll:
+        if self._thread is None:
+            raise SqliteQueueError(f"SQLite queue driver for {self.path} is not open")
+        fut = self._thread.submit(partial(self._poll, queues, n, lease, last_version))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # the claim still happens on the thread: give those jobs back rather than strand them
+            fut.add_done_callback(self._release_orphans)
+            raise
+
+    def _release_orphans(self, fut: asyncio.Future[_Poll]) -> None:
+        if fut.cancelled() or fut.exception() is not None or self._thread is None:
+            return
+        jobs = fut.result()[1]
+        if jobs:
+            self._thread.post(partial(self._store.release, [j.id for j in jobs]))
+
+    async def claim(
+        self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
+    ) -> list[Job]:
+        names = list(dict.fromkeys(queues))
+        if n <= 0 or not names:
+            return []
+        poll_min, poll_max = self.options.poll_min, self.options.poll_max
+        deadline = time.monotonic() + max(0.0, wait)
+        interval = poll_min
+        version: int | None = None
+        due: float | None = None
+        while True:
+            force = self._wakeup.is_set() or (due is not None and time.time() >= due)
+            self._wakeup.clear()
+            version, jobs, next_due = await self._poll_once(
+                names, n, lease, None if force else version
+            )
+            if jobs:
+                return jobs
+            if jobs is not None:  # looked, found nothing
+                due = next_due
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            timeout = min(remaining, interval)
+            if due is not None:
+                timeout = min(timeout, max(poll_min, due - time.time()))
+            if not self._wakeup.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+            interval = min(interval * 2, poll_max)
+
+    async def ack(self, ids: Sequence[str]) -> None:
+        if ids:
+            await self._call(partial(self._store.ack, list(ids)))
+
+    async def extend(self, ids: Sequence[str], *, lease: float) -> None:
+        if ids:
+            await self._call(partial(self._store.extend, list(ids), lease))
+
+    async def retry(self, job: Job, *, delay: float, error: str) -> None:
+        await self._call(partial(self._store.retry, job, max(0.0, delay), error))
+        self._wakeup.set()
+
+    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
+        await self._call(partial(self._store.fail, job, error, traceback))
+
+    async def release(self, ids: Sequence[str]) -> None:
+        if ids:
+            released: int = await self._call(partial(self._store.release, list(ids)))
+            if released:
+                self._wakeup.set()
+
+    # -- inspecting -----------------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, QueueStats]:
+        return await self._call(self._store.stats)
+
+    async def size(self, queue: str) -> int:
+        return await self._call(partial(self._store.size, queue))
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        return await self._call(partial(self._store.get_job, job_id))
+
+    # -- failed registry ------------------------------------------------------------------------
+
+    async def failed_list(
+        self, queue: str | None = None, *, offset: int = 0, limit: int = 100
+    ) -> list[FailedJob]:
+        return await self._call(partial(self._store.failed_list, queue, offset, limit))
+
+    async def failed_get(self, job_id: str) -> FailedJob | None:
+        return await self._call(partial(self._store.failed_get, job_id))
+
+    async def failed_requeue(self, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        moved = await self._call(partial(self._store.failed_requeue, list(ids)))
+        if moved:
+            self._wakeup.set()
+        return moved
+
+    async def failed_forget(self, ids: Sequence[str]) -> int:
+        return await self._call(partial(self._store.failed_forget, list(ids)))
+
+    async def failed_purge(self, queue: str | None = None) -> int:
+        return await self._call(partial(self._store.failed_purge, queue))
+
+    async def failed_ids(self, queue: str | None = None) -> list[str]:
+        return await self._call(partial(self._store.failed_ids, queue))
+
+    # -- workers --------------------------------------------------------------------------------
+
+    async def worker_heartbeat(self, info: WorkerInfo, *, ttl: float) -> None:
+        await self._call(partial(self._store.worker_heartbeat, info, ttl))
+
+    async def worker_gone(self, worker_id: str) -> None:
+        await self._call(partial(self._store.worker_gone, worker_id))
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self._call(self._store.workers)

@@ -1,0 +1,41 @@
+"""The shared conformance suites, against real SQLite files."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mqttq.interfaces import QueueDriver
+from mqttq.testing import DriverFactory, PluginPackageSuite, QueueDriverSuite
+from mqttq_sqlite.driver import SqliteQueueDriver
+
+
+class TestSqliteQueueDriver(QueueDriverSuite):
+    @pytest.fixture
+    async def make_driver(self, tmp_path: Path) -> AsyncIterator[DriverFactory]:
+        made: list[QueueDriver] = []
+        url = f"sqlite:///{tmp_path / 'queue.db'}"
+
+        async def make(**options: Any) -> QueueDriver:
+            driver = SqliteQueueDriver.from_url(url, **options)
+            await driver.open()
+            made.append(driver)
+            return driver
+
+        yield make
+        for driver in made:
+            await driver.aclose()
+
+    @pytest.fixture
+    async def driver(self, make_driver: DriverFactory) -> QueueDriver:
+        return await make_driver()
+
+
+class TestSqlitePlugin(PluginPackageSuite):
+    distribution = "mqttq-sqlite"
+    plugin_name = "sqlite"
+    provides = {"queue_drivers": {"sqlite"}}
+    heavy_imports = {"sqlite3", "aiosqlite", "mqttq_sqlite.driver"}
