@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from mqttq.errors import ConfigError
+from mqttq.errors import ConfigError, DriverError
 from mqttq.interfaces import Capability, QueueDriver
 from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
 
@@ -32,6 +32,14 @@ class _Store:
     known_queues: set[str] = attrs.field(factory=set)
     seq: itertools.count[int] = attrs.field(factory=itertools.count)
     changed: asyncio.Event = attrs.field(factory=asyncio.Event)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def event(self) -> asyncio.Event:
+        """The wake-up event of the running loop (a store may outlive a test's event loop)."""
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            self.changed, self.loop = asyncio.Event(), loop
+        return self.changed
 
 
 class MemoryQueueDriver(QueueDriver):
@@ -60,7 +68,7 @@ class MemoryQueueDriver(QueueDriver):
         cls._stores.pop(name, None)
 
     def _wake(self) -> None:
-        self._s.changed.set()
+        self._s.event().set()
 
     def _enqueue(self, job: Job) -> None:
         s = self._s
@@ -79,6 +87,11 @@ class MemoryQueueDriver(QueueDriver):
         return job
 
     async def push(self, jobs: Sequence[Job]) -> list[str]:
+        seen: set[str] = set()
+        for job in jobs:  # validate the whole batch first: all or none
+            if job.id in seen or job.id in self._s.jobs:
+                raise DriverError(f"duplicate job id {job.id!r}: nothing was pushed")
+            seen.add(job.id)
         ids = []
         for job in jobs:
             live = self._s.unique.get(job.unique_key) if job.unique_key else None
@@ -126,7 +139,8 @@ class MemoryQueueDriver(QueueDriver):
     ) -> list[Job]:
         deadline = time.monotonic() + wait
         while True:
-            self._s.changed.clear()
+            changed = self._s.event()
+            changed.clear()
             jobs = self._take(queues, n, lease)
             remaining = deadline - time.monotonic()
             if jobs or remaining <= 0:
@@ -135,7 +149,7 @@ class MemoryQueueDriver(QueueDriver):
             if due is not None:
                 remaining = min(remaining, max(0.001, due - time.time()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._s.changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), remaining)
 
     async def ack(self, ids: Sequence[str]) -> None:
         for job_id in ids:
@@ -178,6 +192,7 @@ class MemoryQueueDriver(QueueDriver):
     async def stats(self) -> dict[str, QueueStats]:
         self._expire_failed()
         now = time.time()
+        self._reap(now)
         out = {}
         for queue in sorted(self._s.known_queues):
             jobs = [j for j in self._s.jobs.values() if j.queue == queue]
@@ -193,12 +208,14 @@ class MemoryQueueDriver(QueueDriver):
         return out
 
     async def get_job(self, job_id: str) -> JobRecord | None:
+        self._expire_failed()
         if job_id in self._s.failed:
             f = self._s.failed[job_id]
             return JobRecord(job=f.job, state="failed", error=f.error, traceback=f.traceback)
         job = self._s.jobs.get(job_id)
         if job is None:
             return None
+        self._reap(time.time())
         if job_id in self._s.reserved:
             return JobRecord(job=job, state="reserved", lease_expires_at=self._s.reserved[job_id])
         return JobRecord(job=job, state="ready" if job.available_at <= time.time() else "delayed")

@@ -1,0 +1,379 @@
+"""QueueDriverSuite, part 1: a job's life — push, claim, ack, extend, retry, fail, release."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import attrs
+import pytest
+
+from mqttq.errors import DriverError
+from mqttq.interfaces import Capability, QueueDriver
+from mqttq.models import Backoff
+from mqttq.testing._support import (
+    DriverFactory,
+    SuiteBase,
+    ids,
+    make_job,
+    requires,
+    unique_name,
+)
+
+CLAIM = Capability.CLAIM
+
+
+class LifecycleTests(SuiteBase):
+    # -- push -----------------------------------------------------------------------------------
+
+    async def test_push_returns_ids_in_order(self, driver: QueueDriver) -> None:
+        """push() returns the ids of the stored jobs, in the order given.
+
+        Troubleshooting: return ``[job.id for job in jobs]`` (or the live job's id for a
+        duplicate unique key), not ids of your own making and not in storage order.
+        """
+        q = unique_name()
+        jobs = [make_job(q, kwargs={"i": i}) for i in range(5)]
+        assert await driver.push(jobs) == ids(jobs)
+        assert await driver.size(q) == 5
+
+    async def test_fifo_within_one_push(self, driver: QueueDriver) -> None:
+        """Ready jobs of a queue come out in the order they were pushed in one batch.
+
+        Troubleshooting: order ready jobs by (available_at, insertion sequence); a batched claim
+        must return them in that order too.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        jobs = [make_job(q, kwargs={"i": i}) for i in range(6)]
+        await driver.push(jobs)
+        first = await driver.claim([q], 2, lease=30)
+        rest = await driver.claim([q], 10, lease=30)
+        assert ids(first + rest) == ids(jobs)
+
+    async def test_fifo_across_pushes(self, driver: QueueDriver) -> None:
+        """Jobs pushed one call at a time come out in push order.
+
+        Troubleshooting: a per-queue sequence or list tail must order separate pushes, not
+        only the rows of one batch.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        jobs = [make_job(q, kwargs={"i": i}) for i in range(5)]
+        for job in jobs:
+            await driver.push([job])
+        claimed = [(await driver.claim([q], 1, lease=30))[0] for _ in jobs]
+        assert ids(claimed) == ids(jobs)
+
+    async def test_push_is_atomic_per_batch(self, driver: QueueDriver) -> None:
+        """A batch with two jobs sharing an id raises DriverError and stores none of its jobs.
+
+        Troubleshooting: validate the whole batch before writing, write it in one transaction
+        (or one script), and translate the backend's integrity error into ``DriverError``.
+        """
+        q = unique_name()
+        a, b = make_job(q), make_job(q)
+        clash = attrs.evolve(a, kwargs={"other": True})
+        with pytest.raises(DriverError):
+            await driver.push([a, b, clash])
+        assert await driver.size(q) == 0
+        assert await driver.get_job(b.id) is None
+
+    # -- delayed jobs ---------------------------------------------------------------------------
+
+    async def test_delayed_job_waits_until_available_at(self, driver: QueueDriver) -> None:
+        """A delayed job is not claimable before available_at and is claimable within 1 s after.
+
+        Troubleshooting: claim must compare available_at with the current time (and move due
+        jobs from the delayed set promptly); a waiting claim must wake up when the next delayed
+        job becomes due, not only when something is pushed.
+        """
+        requires(driver, CLAIM, Capability.DELAY)
+        q = unique_name()
+        job = make_job(q, available_at=time.time() + self.delay)
+        await driver.push([job])
+        assert await driver.claim([q], 1, lease=30) == []
+        stats = (await driver.stats())[q]
+        assert (stats.ready, stats.delayed) == (0, 1)
+        bound = job.available_at - time.time() + 1.0 + self.grace
+        got = await self.claim_eventually(driver, [q], timeout=bound, what="the delayed job")
+        assert time.time() >= job.available_at, "claimed before its available_at"
+        assert ids(got) == [job.id]
+
+    async def test_delayed_job_survives_restart(
+        self, driver: QueueDriver, reopen: DriverFactory | None
+    ) -> None:
+        """Ready and delayed jobs are still there after the driver is closed and reopened.
+
+        Troubleshooting: store delayed jobs in the durable backend (not in a process-local
+        timer), and make sure ``aclose()`` does not drop them.
+        """
+        requires(driver, CLAIM, Capability.DELAY, Capability.DURABLE)
+        if reopen is None:
+            pytest.skip("no `reopen`/`make_driver` fixture: cannot restart the driver")
+        q = unique_name()
+        ready = make_job(q)
+        delayed = make_job(q, available_at=time.time() + self.delay, kwargs={"late": True})
+        await driver.push([ready, delayed])
+        await driver.aclose()
+        again = await reopen()
+        assert await again.claim([q], 1, lease=30) == [attrs.evolve(ready, attempts=1)]
+        got = await self.claim_eventually(again, [q], what="the delayed job after a restart")
+        assert got == [attrs.evolve(delayed, attempts=1)]
+
+    # -- claim ----------------------------------------------------------------------------------
+
+    async def test_claim_takes_up_to_n_and_counts_attempts(self, driver: QueueDriver) -> None:
+        """claim(n) reserves n jobs when enough are ready, the rest later; attempts become 1.
+
+        Troubleshooting: LIMIT the claim to n, return fewer only when fewer are ready, and
+        return the jobs with ``attempts`` already incremented.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        await driver.push([make_job(q) for _ in range(5)])
+        first = await driver.claim([q], 3, lease=30)
+        assert len(first) == 3
+        assert all(j.attempts == 1 for j in first)
+        stats = (await driver.stats())[q]
+        assert (stats.ready, stats.reserved) == (2, 3)
+        assert len(await driver.claim([q], 10, lease=30)) == 2
+        assert await driver.claim([q], 10, lease=30) == []
+
+    async def test_claim_takes_queues_in_priority_order(self, driver: QueueDriver) -> None:
+        """claim(["high", "low"]) drains high before it takes anything from low.
+
+        Troubleshooting: visit the queues in the order given, not alphabetically or by age.
+        """
+        requires(driver, CLAIM)
+        high, low = unique_name("high"), unique_name("low")
+        lows = [make_job(low) for _ in range(2)]
+        highs = [make_job(high) for _ in range(2)]
+        await driver.push(lows)
+        await driver.push(highs)
+        assert ids(await driver.claim([high, low], 1, lease=30)) == [highs[0].id]
+        got = ids(await driver.claim([high, low], 3, lease=30))
+        assert got, "claim returned nothing although jobs were ready"
+        assert got == [highs[1].id, *ids(lows)][: len(got)]
+
+    async def test_claim_never_hands_out_a_leased_job(self, driver: QueueDriver) -> None:
+        """Concurrent claims never return the same job twice while its lease is valid.
+
+        Troubleshooting: claim must select and reserve in one atomic step (a transaction with
+        an UPDATE ... RETURNING, a Lua script, a lock), not read then write.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        jobs = [make_job(q) for _ in range(20)]
+        await driver.push(jobs)
+        batches = await asyncio.gather(*(driver.claim([q], 3, lease=30) for _ in range(10)))
+        claimed = [j.id for batch in batches for j in batch]
+        assert len(claimed) == len(set(claimed)), "a job was handed to two claimers"
+        assert sorted(claimed) == sorted(ids(jobs))
+        assert await driver.claim([q], 5, lease=30) == []
+
+    async def test_claim_is_exclusive_across_instances(
+        self, driver: QueueDriver, reopen: DriverFactory | None
+    ) -> None:
+        """Two driver instances on the same storage never claim the same job.
+
+        Troubleshooting: the exclusion must live in the backend (transaction, script), not in
+        a per-instance lock.
+        """
+        requires(driver, CLAIM)
+        if reopen is None:
+            pytest.skip("no `reopen`/`make_driver` fixture: cannot open a second instance")
+        other = await reopen()
+        q = unique_name()
+        jobs = [make_job(q) for _ in range(20)]
+        await driver.push(jobs)
+        batches = await asyncio.gather(
+            *(d.claim([q], 3, lease=30) for d in (driver, other, driver, other) * 2)
+        )
+        claimed = [j.id for batch in batches for j in batch]
+        assert len(claimed) == len(set(claimed)), "a job was handed to two instances"
+        rest = await other.claim([q], 20, lease=30)
+        assert sorted(claimed + ids(rest)) == sorted(ids(jobs))
+
+    async def test_claim_wait_wakes_up_on_push(self, driver: QueueDriver) -> None:
+        """A claim waiting for work returns the job pushed during its wait, long before ``wait``.
+
+        Troubleshooting: wake waiting claims on push (an event, BLMOVE, notification, or short
+        adaptive polling), never sleep the whole ``wait``.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        task = asyncio.ensure_future(driver.claim([q], 1, lease=30, wait=self.timeout * 3))
+        await asyncio.sleep(0)  # let the claim start; the result is the same either way
+        job = make_job(q)
+        await driver.push([job])
+        try:
+            got = await asyncio.wait_for(task, self.timeout)
+        except TimeoutError:
+            pytest.fail(f"claim(wait=...) still waiting {self.timeout:g}s after a push")
+        assert ids(got) == [job.id]
+
+    async def test_claim_wait_returns_empty_when_nothing_arrives(self, driver: QueueDriver) -> None:
+        """claim(wait=w) on an empty queue returns [] after the wait, without an error.
+
+        Troubleshooting: treat a timed-out blocking call as "no job", not as a failure.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        got = await asyncio.wait_for(driver.claim([q], 1, lease=30, wait=0.2), self.timeout)
+        assert got == []
+
+    # -- settling claimed jobs ------------------------------------------------------------------
+
+    async def test_ack_removes_and_is_idempotent(self, driver: QueueDriver) -> None:
+        """ack() forgets claimed jobs; acking again, or unknown ids, is a no-op.
+
+        Troubleshooting: delete by id and ignore ids that are not there (no error, no
+        negative counters).
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        await driver.push([make_job(q), make_job(q)])
+        claimed = await driver.claim([q], 2, lease=30)
+        await driver.ack(ids(claimed))
+        await driver.ack([*ids(claimed), unique_name("unknown")])
+        stats = (await driver.stats()).get(q)
+        assert stats is None or (stats.ready, stats.reserved, stats.delayed) == (0, 0, 0)
+        assert await driver.get_job(claimed[0].id) is None
+        assert await driver.claim([q], 2, lease=30) == []
+
+    async def test_extend_keeps_the_job_reserved(self, driver: QueueDriver) -> None:
+        """After extend(), a job stays reserved past its original lease.
+
+        Troubleshooting: extend must move the lease deadline of reserved jobs to now + lease
+        (where the reaper / claim looks for expired leases).
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        await driver.push([make_job(q)])
+        [job] = await driver.claim([q], 1, lease=self.lease)
+        await driver.extend([job.id], lease=60)
+        # waits well past the original lease: an expired lease would hand the job out here
+        assert await driver.claim([q], 1, lease=30, wait=self.lease * 4) == []
+        assert (await driver.stats())[q].reserved == 1
+
+    async def test_expired_lease_makes_job_claimable_again(self, driver: QueueDriver) -> None:
+        """A job whose lease ran out is claimed again, with the earlier attempt still counted.
+
+        Troubleshooting: reap expired leases (on claim or in a reaper) back to ready without
+        touching ``attempts``; the next claim then makes it 2.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        await driver.push([make_job(q)])
+        [first] = await driver.claim([q], 1, lease=self.lease)
+        assert first.attempts == 1
+        [again] = await self.claim_eventually(driver, [q], what="the job after lease expiry")
+        assert (again.id, again.attempts) == (first.id, 2)
+
+    async def test_retry_records_error_and_delays(self, driver: QueueDriver) -> None:
+        """retry() puts the job back with last_error, not claimable before ``delay`` is over.
+
+        Troubleshooting: store the job given to retry (attempts, last_error=error) with
+        available_at = now + delay and clear its lease.
+        """
+        requires(driver, CLAIM, Capability.DELAY)
+        q = unique_name()
+        await driver.push([make_job(q)])
+        [job] = await driver.claim([q], 1, lease=30)
+        due = time.time() + self.delay
+        await driver.retry(job, delay=self.delay, error="boom")
+        assert await driver.claim([q], 1, lease=30) == []
+        stats = (await driver.stats())[q]
+        assert (stats.reserved, stats.delayed) == (0, 1)
+        [again] = await self.claim_eventually(driver, [q], what="the retried job")
+        assert time.time() >= due, "retried job claimable before its delay"
+        assert (again.id, again.attempts, again.last_error) == (job.id, 2, "boom")
+
+    async def test_retry_without_delay_is_ready_at_once(self, driver: QueueDriver) -> None:
+        """retry(delay=0) makes the job ready again.
+
+        Troubleshooting: a zero delay means available_at = now, i.e. ready.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        await driver.push([make_job(q)])
+        [job] = await driver.claim([q], 1, lease=30)
+        await driver.retry(job, delay=0, error="again")
+        [again] = await self.claim_eventually(driver, [q], what="the retried job")
+        assert (again.id, again.last_error) == (job.id, "again")
+
+    async def test_fail_moves_job_to_failed_registry(self, driver: QueueDriver) -> None:
+        """fail() keeps the payload, error, traceback, attempts and failure time.
+
+        Troubleshooting: remove the job from reserved and store the whole envelope with
+        error, traceback and failed_at (the current UNIX time).
+        """
+        requires(driver, CLAIM, Capability.FAILED_REGISTRY)
+        q = unique_name()
+        await driver.push([make_job(q, kwargs={"payload": [1, 2]})])
+        [job] = await driver.claim([q], 1, lease=30)
+        before = time.time()
+        await driver.fail(job, error="ValueError: bad", traceback="Traceback ...")
+        after = time.time()
+        entry = await driver.failed_get(job.id)
+        assert entry is not None
+        assert (entry.error, entry.traceback) == ("ValueError: bad", "Traceback ...")
+        assert (entry.job.kwargs, entry.job.attempts) == ({"payload": [1, 2]}, 1)
+        assert before - 1 <= entry.failed_at <= after + 1
+        stats = (await driver.stats())[q]
+        assert (stats.ready, stats.reserved, stats.failed) == (0, 0, 1)
+        assert await driver.claim([q], 1, lease=30) == []
+
+    async def test_fail_accepts_a_job_never_pushed(self, driver: QueueDriver) -> None:
+        """fail() also records a job that was never stored (poison input from the listener).
+
+        Troubleshooting: fail must insert into the failed registry even when there is no
+        ready/reserved row to remove.
+        """
+        requires(driver, Capability.FAILED_REGISTRY)
+        q = unique_name()
+        job = make_job(q, kwargs={"raw": b"\xff\x00"})
+        await driver.fail(job, error="PayloadError: not JSON")
+        entry = await driver.failed_get(job.id)
+        assert entry is not None
+        assert (entry.job.kwargs, entry.error) == ({"raw": b"\xff\x00"}, "PayloadError: not JSON")
+
+    async def test_release_gives_the_attempt_back(self, driver: QueueDriver) -> None:
+        """release() makes reserved jobs ready again with attempts decremented; idempotent.
+
+        Troubleshooting: release = un-claim: clear the lease, attempts - 1, back to ready;
+        ignore ids that are not reserved.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        await driver.push([make_job(q)])
+        [job] = await driver.claim([q], 1, lease=30)
+        await driver.release([job.id])
+        await driver.release([job.id, unique_name("unknown")])
+        stats = (await driver.stats())[q]
+        assert (stats.ready, stats.reserved) == (1, 0)
+        [again] = await driver.claim([q], 1, lease=30)
+        assert (again.id, again.attempts) == (job.id, 1)
+
+    async def test_job_envelope_round_trips(self, driver: QueueDriver) -> None:
+        """A claimed job equals the pushed one (attempts + 1): bytes, nesting, every field.
+
+        Troubleshooting: store the envelope with ``mqttq.codec.encode_job`` and read it with
+        ``decode_job``; do not rebuild jobs from columns that lose types or precision.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        job = make_job(
+            q,
+            args=[1, "two", None, [3.5, True]],
+            kwargs={"raw": b"\x00\xff\x10", "text": "h\u00e9llo", "nested": {"b": [b"ok"]}},
+            max_tries=7,
+            timeout=12.5,
+            backoff=Backoff(base=0.5, factor=3.0, max=10.0, jitter=0.0),
+            available_at=time.time() - 1,
+            unique_key=unique_name("key"),
+            last_error="earlier",
+        )
+        await driver.push([job])
+        assert await driver.claim([q], 1, lease=30) == [attrs.evolve(job, attempts=1)]

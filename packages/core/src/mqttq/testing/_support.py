@@ -1,0 +1,112 @@
+"""Helpers and overridable fixtures shared by the parts of :class:`QueueDriverSuite`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+
+from mqttq.interfaces import Capability, QueueDriver
+from mqttq.models import Job
+
+T = TypeVar("T")
+
+#: An async factory returning a new, open driver on the same storage as the ``driver`` fixture.
+DriverFactory = Callable[..., Awaitable[QueueDriver]]
+
+JOB_NAME = "mqttq.testing:noop"
+
+
+def unique_name(prefix: str = "q") -> str:
+    """A queue (or store) name no other test uses: the suite isolates tests by name, never by
+    flushing the backend, so it can run against shared storage."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def make_job(queue: str, **fields: Any) -> Job:
+    """A job envelope for ``queue``; ``fields`` override any :class:`Job` attribute."""
+    return Job(name=fields.pop("name", JOB_NAME), queue=queue, **fields)
+
+
+def requires(driver: QueueDriver, *needed: Capability) -> None:
+    """Skip the running test unless ``driver`` declares every capability in ``needed``."""
+    missing = [c for c in needed if c not in driver.capabilities]
+    if missing:
+        names = ", ".join(f"Capability.{c.name}" for c in missing)
+        pytest.skip(f"{type(driver).__name__} does not declare {names}")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float, what: str) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def ids(jobs: Sequence[Job]) -> list[str]:
+    return [j.id for j in jobs]
+
+
+class SuiteBase:
+    """Fixtures and knobs a driver's test class may override.
+
+    * ``driver`` (required): an open driver. Tests use fresh queue names (:func:`unique_name`), so
+      the storage may be shared between tests.
+    * ``make_driver`` (optional): a factory ``await make_driver(**options)`` returning a NEW open
+      driver on the same storage as ``driver``, built with extra ``from_url`` options. The fixture
+      closes what it made. Enables the failed-TTL test and, through ``reopen``, the rest.
+    * ``reopen`` (optional): ``await reopen()`` returns a new instance on the same storage (a
+      "restart", or a second worker process). Defaults to ``make_driver`` without options.
+    """
+
+    #: Short lease for expiry tests (seconds).
+    lease: ClassVar[float] = 0.3
+    #: How far in the future delayed jobs are pushed (seconds).
+    delay: ClassVar[float] = 0.5
+    #: Bound on every eventual condition (reaper, TTL, wake-up). Raise it for slow backends.
+    timeout: ClassVar[float] = 10.0
+    #: Allowance on top of the contract's "claimable within 1 s" for a loaded test machine.
+    grace: ClassVar[float] = 2.0
+
+    @pytest.fixture
+    def driver(self) -> QueueDriver:
+        pytest.fail(f"{type(self).__name__}: override the `driver` fixture (an open QueueDriver)")
+
+    @pytest.fixture
+    def make_driver(self) -> DriverFactory | None:
+        return None
+
+    @pytest.fixture
+    def reopen(self, make_driver: DriverFactory | None) -> DriverFactory | None:
+        return make_driver
+
+    def failed_ttl_options(self, ttl: float) -> dict[str, Any]:
+        """``from_url`` options that make failed entries expire after ``ttl`` seconds."""
+        return {"failed_ttl": ttl}
+
+    async def claim_eventually(
+        self,
+        driver: QueueDriver,
+        queues: Sequence[str],
+        *,
+        what: str,
+        lease: float = 30.0,
+        timeout: float | None = None,
+    ) -> list[Job]:
+        """Claim one job, retrying until something comes back within ``timeout``."""
+
+        async def attempt() -> list[Job]:
+            return await driver.claim(queues, 1, lease=lease, wait=0.1)
+
+        return await eventually(attempt, timeout=timeout or self.timeout, what=what)

@@ -1,0 +1,151 @@
+"""The memory driver, the reference implementation, against the conformance kit."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from mqttq.builtin.memory import MemoryQueueDriver
+from mqttq.interfaces import QueueDriver
+from mqttq.models import Job
+from mqttq.testing import DriverFactory, QueueDriverSuite, make_job, unique_name
+from mqttq.testing.queue_drivers import weakened_tests
+
+
+class TestMemoryQueueDriver(QueueDriverSuite):
+    @pytest.fixture
+    def store(self) -> Iterator[str]:
+        name = unique_name("store")
+        yield name
+        MemoryQueueDriver.reset(name)
+
+    @pytest_asyncio.fixture
+    async def make_driver(self, store: str) -> AsyncIterator[DriverFactory]:
+        made: list[QueueDriver] = []
+
+        async def make(**options: Any) -> QueueDriver:
+            driver = MemoryQueueDriver.from_url(f"memory://{store}", **options)
+            await driver.open()
+            made.append(driver)
+            return driver
+
+        yield make
+        for driver in made:
+            await driver.aclose()
+
+    @pytest_asyncio.fixture
+    async def driver(self, make_driver: DriverFactory) -> QueueDriver:
+        return await make_driver()
+
+
+def test_memory_store_outlives_an_event_loop() -> None:
+    """A named store is shared across event loops (one per test): its wake-up event follows."""
+    name = unique_name("store")
+
+    async def push_then_claim() -> list[str]:
+        driver = MemoryQueueDriver(name)
+        await driver.push([make_job("q")])
+        return [j.id for j in await driver.claim(["q"], 1, lease=30, wait=0.01)]
+
+    try:
+        assert len(asyncio.run(push_then_claim())) == 1
+        assert len(asyncio.run(push_then_claim())) == 1
+    finally:
+        MemoryQueueDriver.reset(name)
+
+
+# -- the kit can fail: broken drivers are caught --------------------------------------------
+
+
+class _Probe(QueueDriverSuite):
+    timeout = 1.0
+
+
+class _DoubleHandout(MemoryQueueDriver):
+    """Hands a job out without keeping it reserved."""
+
+    async def claim(
+        self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
+    ) -> list[Job]:
+        jobs = await super().claim(queues, n, lease=lease, wait=wait)
+        await super().release([j.id for j in jobs])
+        return jobs
+
+
+class _LIFO(MemoryQueueDriver):
+    async def claim(
+        self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
+    ) -> list[Job]:
+        return list(reversed(await super().claim(queues, n, lease=lease, wait=wait)))
+
+
+class _NoWakeUp(MemoryQueueDriver):
+    def _wake(self) -> None:
+        pass
+
+
+class _KeepsAttempt(MemoryQueueDriver):
+    async def release(self, ids: Sequence[str]) -> None:
+        for job_id in ids:
+            if self._s.reserved.pop(job_id, None) is not None:
+                job = self._s.jobs[job_id]
+                heapq.heappush(self._s.waiting[job.queue], (job.available_at, 0, job_id))
+
+
+class _PartialPush(MemoryQueueDriver):
+    async def push(self, jobs: Sequence[Job]) -> list[str]:
+        out = []
+        for job in jobs:
+            out += await super().push([job])
+        return out
+
+
+@pytest.mark.parametrize(
+    ("broken", "test_name"),
+    [
+        (_DoubleHandout, "test_claim_never_hands_out_a_leased_job"),
+        (_LIFO, "test_fifo_within_one_push"),
+        (_NoWakeUp, "test_claim_wait_wakes_up_on_push"),
+        (_KeepsAttempt, "test_release_gives_the_attempt_back"),
+        (_PartialPush, "test_push_is_atomic_per_batch"),
+    ],
+)
+async def test_suite_catches_a_broken_driver(
+    broken: type[MemoryQueueDriver], test_name: str
+) -> None:
+    name = unique_name("store")
+    try:
+        async with broken(name) as driver:
+            await getattr(_Probe(), test_name)(driver)  # the sound driver passes, see above
+    except (AssertionError, pytest.fail.Exception):
+        return
+    finally:
+        MemoryQueueDriver.reset(name)
+    pytest.fail(f"{test_name} passed for {broken.__name__}")
+
+
+async def test_guard_flags_tests_overridden_without_xfail() -> None:
+    class Weakened(QueueDriverSuite):
+        async def test_fifo_across_pushes(self, driver: QueueDriver) -> None:
+            pass
+
+        test_ack_removes_and_is_idempotent = None
+
+    class Honest(QueueDriverSuite):
+        @pytest.mark.xfail(reason="known bug", strict=True)
+        async def test_fifo_across_pushes(self, driver: QueueDriver) -> None:
+            await super().test_fifo_across_pushes(driver)
+
+    assert weakened_tests(Weakened) == [
+        "test_ack_removes_and_is_idempotent",
+        "test_fifo_across_pushes",
+    ]
+    with pytest.raises(pytest.fail.Exception, match="test_fifo_across_pushes"):
+        await Weakened().test_suite_is_not_weakened()
+    assert weakened_tests(Honest) == []
+    await Honest().test_suite_is_not_weakened()
