@@ -93,10 +93,9 @@ class PluginHost:
 
     def _collect(self, kind: str) -> Registry:
         label, hook_name = _KINDS[kind]
-        registry = Registry(label, hints=_HINTS.get(kind, {}))
+        registry = Registry(label, hints=_HINTS.get(kind, {}), defaults=frozenset({"builtin"}))
         caller = getattr(self.pm.hook, hook_name)
-        # pluggy calls the last registered first; register in load order so built-ins go first
-        # and a plugin's later registration of the same name is reported as a conflict.
+        # Two plugins registering one name is a conflict; a plugin may replace a built-in.
         for impl in reversed(caller.get_hookimpls()):
             provider = self.pm.get_name(impl.plugin) or repr(impl.plugin)
             info = self.plugins.get(provider)

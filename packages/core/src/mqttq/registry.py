@@ -44,6 +44,8 @@ class Registry:
     #: first-party names and the distribution that provides them, for install hints
     hints: dict[str, str] = attrs.field(factory=dict)
     entries: dict[str, Entry] = attrs.field(factory=dict)
+    #: providers of defaults (the built-ins): any plugin may replace their entries
+    defaults: frozenset[str] = frozenset()
 
     def register_for(self, provider: str) -> Register:
         def register(name: str, target: object, aliases: Iterable[str] = ()) -> None:
@@ -56,10 +58,13 @@ class Registry:
     def add(self, name: str, target: object, provider: str, alias_of: str | None = None) -> None:
         existing = self.entries.get(name)
         if existing is not None and existing.provider != provider:
-            raise PluginConflictError(
-                f"{self.kind} {name!r} is registered by both {existing.provider!r} and "
-                f"{provider!r}; block one with MQTTQ_PLUGINS or uninstall it"
-            )
+            if provider in self.defaults:
+                return  # a plugin already replaced this default
+            if existing.provider not in self.defaults:
+                raise PluginConflictError(
+                    f"{self.kind} {name!r} is registered by both {existing.provider!r} and "
+                    f"{provider!r}; block one with MQTTQ_PLUGINS or uninstall it"
+                )
         self.entries[name] = Entry(name, target, provider, alias_of)
 
     def names(self) -> list[str]:
