@@ -129,7 +129,7 @@ def structure(data: Mapping[str, Any], source: str | None = None) -> Config:
         problems = []
         for line in cattrs.transform_error(exc, format_exception=_format_exception):
             message, _, where = line.rpartition(" @ ")
-            field = re.match(r"'(\w+)' (.*)", message)
+            field = re.match(r"(?:Length of )?'(\w+)' (.*)", message)
             if field:  # an attrs validator names its field in the message
                 where, message = f"{where}.{field[1]}", field[2]
             problems.append((_path(where), _humanize(message)))
