@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -107,6 +108,10 @@ def _add_plugin_commands(host: PluginHost, app: typer.Typer) -> None:
 def main() -> None:
     """The ``mqttq`` console script."""
     debug = "--debug" in sys.argv[1:] or debug_from_env()
+    # like `python -m mqttq`, find the project's job modules in the working directory (appended,
+    # so a stray file there never shadows an installed module)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         host = make_plugin_manager()
         app = make_app(host)

@@ -39,6 +39,8 @@ T = TypeVar("T")
 
 #: exit code of configuration and usage mistakes (as click uses for usage errors)
 EXIT_USAGE = 2
+#: width of tables written to a pipe or file
+PIPE_WIDTH = 200
 
 
 class CliError(MqttqError):
@@ -181,8 +183,13 @@ def print_json(data: Any) -> None:
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A rich console bound to the current stdout/stderr (so test runners capture it)."""
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False)
+    """A rich console bound to the current stdout/stderr (so test runners capture it).
+
+    Piped output gets a wide page, so ids are never cut and lines stay greppable.
+    """
+    file = sys.stderr if stderr else sys.stdout
+    width = None if file.isatty() else PIPE_WIDTH
+    return Console(file=file, highlight=False, width=width)
 
 
 def iso(ts: float | None) -> str | None:

@@ -93,7 +93,13 @@ def list_(
         typer.echo("no failed jobs")
         return
     now = time.time()
-    table = Table("id", "queue", "job", "tries", "failed", "error", box=None)
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True, min_width=max(len(e.id) for e in entries))
+    table.add_column("queue", no_wrap=True)
+    table.add_column("job", no_wrap=True)
+    table.add_column("tries", justify="right")
+    table.add_column("failed", no_wrap=True)
+    table.add_column("error", no_wrap=True, overflow="ellipsis")
     for e in entries:
         tries = str(e.job.attempts)
         when = age(e.failed_at, now) + " ago"
@@ -158,9 +164,10 @@ def _counted(verb: str, n: int, as_json: bool, key: str) -> None:
 
 def _missing(verb: str, done: int, asked: int) -> None:
     if done < asked:
+        missing = asked - done
         raise JobNotFoundError(
-            f"{verb} {done} of {asked} jobs; "
-            f"the other {asked - done} are not in the failed registry"
+            f"{verb} {done} of {asked} jobs; {missing} "
+            f"{'is' if missing == 1 else 'are'} not in the failed registry"
         )
 
 
