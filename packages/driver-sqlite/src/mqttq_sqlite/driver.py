@@ -57,12 +57,20 @@ class SqliteQueueDriver(QueueDriver):
         self.options: SqliteOptions = build_options(os.fspath(path), options)
         self._store = Store(self.options)
         self._thread: DbThread | None = None
-        self._wakeup = asyncio.Event()
+        self._wakeups: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     @classmethod
     def from_url(cls, url: str, /, **options: Any) -> Self:
         opts = parse_url(url, options)
         return cls(opts.path, **attrs.asdict(opts, filter=lambda a, _: a.name != "path"))
+
+    @property
+    def _wakeup(self) -> asyncio.Event:
+        """Set by this process's pushes; one per event loop (an Event is bound to its loop)."""
+        loop = asyncio.get_running_loop()
+        if self._wakeups is None or self._wakeups[0] is not loop:
+            self._wakeups = (loop, asyncio.Event())
+        return self._wakeups[1]
 
     @property
     def path(self) -> str:
@@ -150,8 +158,9 @@ class SqliteQueueDriver(QueueDriver):
         version: int | None = None
         due: float | None = None
         while True:
-            force = self._wakeup.is_set() or (due is not None and time.time() >= due)
-            self._wakeup.clear()
+            wakeup = self._wakeup
+            force = wakeup.is_set() or (due is not None and time.time() >= due)
+            wakeup.clear()
             version, jobs, next_due = await self._poll_once(
                 names, n, lease, None if force else version
             )
@@ -165,9 +174,9 @@ class SqliteQueueDriver(QueueDriver):
             timeout = min(remaining, interval)
             if due is not None:
                 timeout = min(timeout, max(poll_min, due - time.time()))
-            if not self._wakeup.is_set():
+            if not wakeup.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                    await asyncio.wait_for(wakeup.wait(), timeout)
             interval = min(interval * 2, poll_max)
 
     async def ack(self, ids: Sequence[str]) -> None:
