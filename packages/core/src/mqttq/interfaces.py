@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import attrs
 
 from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+
+if TYPE_CHECKING:
+    from mqttq.config import MqttConfig
 
 
 class Capability(enum.Enum):
@@ -202,3 +207,137 @@ class JobRunner(abc.ABC):
         look it up in the same registry). Raise ``JobTimeoutError`` after ``timeout`` seconds.
         Must never block the event loop.
         """
+
+
+@attrs.frozen(kw_only=True)
+class Subscription:
+    """One topic filter to subscribe to. ``share_group`` subscribes as ``$share/<group>/<topic>``
+    so that several clients split the messages between them."""
+
+    topic: str
+    qos: int = 1
+    share_group: str = ""
+
+    @property
+    def filter(self) -> str:
+        """The filter as sent to the broker."""
+        return f"$share/{self.share_group}/{self.topic}" if self.share_group else self.topic
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class Delivery:
+    """One message as received, before any decoding. Hand it back to ``Transport.ack``.
+
+    ``mid`` is the packet id (0 for QoS 0); ``dup`` is set on a redelivery; ``properties`` holds
+    MQTT 5 properties as plain values (``user_property`` is a list of ``[key, value]`` pairs).
+    ``connection`` numbers the connection it arrived on (acks of older connections are void).
+    """
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+    mid: int = 0
+    dup: bool = False
+    properties: Mapping[str, Any] = attrs.field(factory=dict)
+    received_at: float = 0.0
+    connection: int = 0
+
+
+class Transport(abc.ABC):
+    """A connection to an MQTT broker, kept alive for as long as it is open.
+
+    Built by :meth:`from_config` (no I/O) and opened with ``async with`` (or :meth:`connect`).
+    Library exceptions never escape: failures are ``TransportError``, "not connected right now"
+    is ``NotConnectedError``.
+
+    * **Connection**: after the first connect, a lost connection is re-established forever with
+      exponential backoff and jitter (``mqtt.reconnect_min`` doubling up to ``reconnect_max``),
+      and every subscription is made again before messages flow.
+    * **Session**: a stable client id and a persistent session (``session_expiry``), so the broker
+      keeps subscriptions and unacknowledged messages while the client is away.
+    * **Manual acknowledgement**: the PUBACK (QoS 1) or PUBCOMP (QoS 2) of a delivery is sent only
+      when :meth:`ack` is called with it, so a message is never acknowledged before its owner made
+      it safe. Acks of deliveries from an earlier connection are dropped: the broker redelivers
+      those messages instead.
+    * **Backpressure**: at most ``mqtt.inflight`` deliveries are out (received and not acked); at
+      that limit the transport stops reading from the network until acks free room.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: MqttConfig, /, **options: Any) -> Self:
+        """Build a transport from the ``[mqtt]`` section. Must not do I/O."""
+
+    @abc.abstractmethod
+    async def connect(self, *, retry: bool = True) -> None:
+        """Connect, then stay connected until :meth:`aclose`.
+
+        With ``retry``, an unreachable broker is retried with backoff until it answers; a refusal
+        that cannot heal (bad credentials, not authorised) raises ``TransportError`` at once.
+        """
+
+    @abc.abstractmethod
+    async def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
+        """Subscribe now (when connected) and again after every reconnect."""
+
+    @abc.abstractmethod
+    async def receive(self, max_messages: int) -> list[Delivery]:
+        """Wait for at least one delivery and return up to ``max_messages`` already received.
+
+        Returns ``[]`` once the transport is closed or :meth:`stop_reading` was called and nothing
+        received is left.
+        """
+
+    async def messages(self) -> AsyncIterator[Delivery]:
+        """Deliveries one at a time, across reconnects, until the transport is closed."""
+        while batch := await self.receive(1):
+            for delivery in batch:
+                yield delivery
+
+    @abc.abstractmethod
+    async def ack(self, deliveries: Iterable[Delivery]) -> None:
+        """Acknowledge deliveries to the broker (no-op for QoS 0) and free their window slots."""
+
+    @abc.abstractmethod
+    def stop_reading(self) -> None:
+        """Take no more messages from the network; :meth:`receive` drains what was received."""
+
+    @abc.abstractmethod
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Publish and return once the broker acknowledged it (QoS 1/2); returns the packet id.
+
+        Raises ``NotConnectedError`` while disconnected.
+        """
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool:
+        """True while a connection is up."""
+
+    @abc.abstractmethod
+    def on_connect(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback()`` after every (re)connect, once subscriptions are restored.
+
+        It may return an awaitable, which is awaited before messages are read on.
+        """
+
+    async def aclose(self) -> None:
+        """Disconnect cleanly (the persistent session stays on the broker). Safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -156,3 +156,26 @@ class Message:
     retain: bool = False
     message_id: str = ""
     properties: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (as stored in a route job's ``message`` kwarg)."""
+        return {
+            "topic": self.topic,
+            "payload": self.payload,
+            "qos": self.qos,
+            "retain": self.retain,
+            "message_id": self.message_id,
+            "properties": dict(self.properties),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        """The inverse of :meth:`to_dict`; unknown keys are ignored (newer writers)."""
+        return cls(
+            topic=data["topic"],
+            payload=data.get("payload"),
+            qos=data.get("qos", 0),
+            retain=data.get("retain", False),
+            message_id=data.get("message_id", ""),
+            properties=data.get("properties") or {},
+        )

@@ -1,4 +1,6 @@
-"""The built-in plugin: memory driver and the asyncio/process runners. Import-light on purpose."""
+"""The built-in plugin: memory driver, asyncio/process runners and the mqtt transport.
+
+Import-light on purpose."""
 
 from __future__ import annotations
 
@@ -18,3 +20,8 @@ def mqttq_register_queue_drivers(register: Register) -> None:
 def mqttq_register_job_runners(register: Register) -> None:
     register("asyncio", "mqttq.worker.runners:AsyncioJobRunner")
     register("process", "mqttq.worker.process:ProcessJobRunner")
+
+
+@hookimpl(trylast=True)
+def mqttq_register_transports(register: Register) -> None:
+    register("mqtt", "mqttq.transports.mqtt:MqttTransport", aliases=("mqtts",))

@@ -1,0 +1,261 @@
+"""Routes: which MQTT messages become which jobs, and with which arguments.
+
+A route topic may name segments: ``sensors/{device_id}/temperature`` subscribes to
+``sensors/+/temperature`` and calls the job with ``device_id="d1"``. ``+`` and ``#`` work as in
+MQTT. Every route job also gets ``message``: a :class:`mqttq.Message` with the payload decoded per
+the route (json, text or bytes). In the queue it travels as ``{"$message": {...}}`` (plain JSON);
+:func:`restore_kwargs` turns it back into a ``Message`` right before the job is called.
+
+Input a route cannot decode (bad JSON on a json route, non-UTF-8 on a text route, a payload over
+``mqtt.max_payload``) raises :class:`PoisonError`; the listener records it as a failed job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import orjson
+
+from mqttq.config import Mode, PayloadKind, RouteConfig
+from mqttq.errors import ConfigError, PayloadError
+from mqttq.interfaces import Delivery, Subscription
+from mqttq.models import Backoff, Job, Message
+
+if TYPE_CHECKING:
+    from mqttq.app import App
+
+#: tag of a route job's ``message`` kwarg while it sits in a queue
+MESSAGE_KEY = "$message"
+#: the kwarg every route job receives
+MESSAGE_ARG = "message"
+#: bytes of an oversized payload kept in the failed registry (the rest is dropped)
+POISON_KEEP = 1024
+
+_NAMED = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_MESSAGE_ID_PROPS = ("message_id", "message-id")
+
+
+class PoisonError(PayloadError):
+    """A message that no retry can fix; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@attrs.frozen(kw_only=True)
+class Route:
+    """A compiled route. ``levels`` holds each filter level; ``names`` maps level index -> kwarg."""
+
+    index: int
+    topic: str
+    filter: str
+    job: str
+    queue: str
+    qos: int
+    mode: Mode
+    payload: PayloadKind
+    max_tries: int | None = None
+    timeout: float | None = None
+    delay: float | None = None
+    backoff: Backoff | None = None
+    levels: tuple[str, ...]
+    names: tuple[tuple[int, str], ...] = ()
+
+    def match(self, levels: Sequence[str]) -> dict[str, str] | None:
+        """The named segments when ``levels`` (a split topic) matches this route, else None."""
+        pattern = self.levels
+        if pattern[0] in ("+", "#") and levels[0].startswith("$"):
+            return None  # MQTT: wildcards at the first level never match $SYS-like topics
+        n = len(pattern)
+        if pattern[-1] == "#":
+            if len(levels) < n - 1:
+                return None
+            n -= 1
+        elif len(levels) != n:
+            return None
+        for i in range(n):
+            p = pattern[i]
+            if p != "+" and p != levels[i]:
+                return None
+        return {name: levels[i] for i, name in self.names}
+
+    def inline(self, qos: int) -> bool:
+        """Whether a message of ``qos`` runs inline (sync) rather than through the queue."""
+        return self.mode == "sync" or (self.mode == "mixed" and qos == 2)
+
+    def decode(self, payload: bytes) -> Any:
+        """The payload as the job sees it; :class:`PoisonError` when it cannot be decoded."""
+        if self.payload == "json":
+            try:
+                return orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise PoisonError(f"bad JSON on json route: {exc}") from None
+        if self.payload == "text":
+            try:
+                return payload.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise PoisonError(f"payload is not UTF-8 on a text route: {exc}") from None
+        return payload
+
+    def make_job(
+        self, message: Message, params: Mapping[str, str], *, now: float | None = None
+    ) -> Job:
+        """The job this route makes for ``message`` (payload already decoded)."""
+        now = time.time() if now is None else now
+        kwargs: dict[str, Any] = dict(params)
+        kwargs[MESSAGE_ARG] = {MESSAGE_KEY: message.to_dict()}
+        return Job(
+            name=self.job,
+            queue=self.queue,
+            kwargs=kwargs,
+            max_tries=self.max_tries,
+            timeout=self.timeout,
+            backoff=self.backoff,
+            enqueued_at=now,
+            available_at=now + self.delay if self.delay else now,
+        )
+
+
+def compile_route(config: RouteConfig, index: int, *, job: str, queue: str) -> Route:
+    """Check a route's topic and compile it; ``job`` is its registered name."""
+    where = f"routes[{index}].topic"
+    levels = config.topic.split("/")
+    names: list[tuple[int, str]] = []
+    out: list[str] = []
+    for i, level in enumerate(levels):
+        named = _NAMED.match(level)
+        if named:
+            name = named[1]
+            if name == MESSAGE_ARG:
+                raise ConfigError(f"{where}: {{message}} is reserved", [(where, "reserved name")])
+            if any(name == n for _, n in names):
+                raise ConfigError(f"{where}: {{{name}}} appears twice", [(where, "repeated name")])
+            names.append((i, name))
+            out.append("+")
+        elif level == "#" and i != len(levels) - 1:
+            raise ConfigError(f"{where}: '#' must be the last level", [(where, "misplaced #")])
+        elif level not in ("+", "#") and any(c in level for c in "+#{}"):
+            raise ConfigError(
+                f"{where}: {level!r} is not a valid level (use +, # or a whole {{name}})",
+                [(where, "invalid level")],
+            )
+        else:
+            out.append(level)
+    return Route(
+        index=index,
+        topic=config.topic,
+        filter="/".join(out),
+        job=job,
+        queue=queue,
+        qos=config.qos,
+        mode=config.mode,
+        payload=config.payload,
+        max_tries=config.max_tries,
+        timeout=config.timeout,
+        delay=config.delay,
+        backoff=config.backoff,
+        levels=tuple(out),
+        names=tuple(names),
+    )
+
+
+class Router:
+    """All routes of an app: subscriptions to make, and the routes a topic matches."""
+
+    def __init__(self, routes: Sequence[Route], *, max_payload: int = 262144) -> None:
+        self.routes = list(routes)
+        self.max_payload = max_payload
+
+    @classmethod
+    def from_app(cls, app: App) -> Router:
+        """Compile ``[[routes]]``; every route's job must be registered (ConfigError if not)."""
+        routes = []
+        for i, rc in enumerate(app.config.routes):
+            if rc.job not in app.jobs:
+                raise ConfigError(
+                    f"routes[{i}].job: unknown job {rc.job!r} (use 'module:function' or a "
+                    "registered name)",
+                    [(f"routes[{i}].job", "unknown job")],
+                )
+            spec = app.jobs.get(rc.job)
+            queue = rc.queue or spec.queue or app.config.queue.default
+            routes.append(compile_route(rc, i, job=spec.name, queue=queue))
+        return cls(routes, max_payload=app.config.mqtt.max_payload)
+
+    def subscriptions(self, share_group: str = "") -> list[Subscription]:
+        """One subscription per distinct filter, at the highest QoS any of its routes asks for."""
+        qos: dict[str, int] = {}
+        for route in self.routes:
+            qos[route.filter] = max(qos.get(route.filter, 0), route.qos)
+        return [Subscription(topic=t, qos=q, share_group=share_group) for t, q in qos.items()]
+
+    def match(self, topic: str) -> list[tuple[Route, dict[str, str]]]:
+        """Every route ``topic`` matches, in configuration order, with its named segments."""
+        levels = topic.split("/")
+        found = []
+        for route in self.routes:
+            params = route.match(levels)
+            if params is not None:
+                found.append((route, params))
+        return found
+
+    def check_size(self, payload: bytes) -> None:
+        if len(payload) > self.max_payload:
+            raise PoisonError(
+                f"payload of {len(payload)} bytes exceeds mqtt.max_payload ({self.max_payload})"
+            )
+
+
+def message_id(delivery: Delivery) -> str:
+    """A stable id for a message: the publisher's ``message_id`` user property when present,
+    else a digest of topic, packet id and payload (identical on a redelivery of the message)."""
+    for key, value in delivery.properties.get("user_property", ()):
+        if key in _MESSAGE_ID_PROPS:
+            return str(value)
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(delivery.topic.encode())
+    digest.update(delivery.mid.to_bytes(2, "big"))
+    digest.update(delivery.payload)
+    return digest.hexdigest()
+
+
+def to_message(delivery: Delivery, payload: Any) -> Message:
+    return Message(
+        topic=delivery.topic,
+        payload=payload,
+        qos=delivery.qos,
+        retain=delivery.retain,
+        message_id=message_id(delivery),
+        properties=delivery.properties,
+    )
+
+
+def poison_job(
+    route: Route, delivery: Delivery, params: Mapping[str, str], *, oversized: bool = False
+) -> Job:
+    """The job envelope recorded in the failed registry for undecodable input: the raw payload
+    (text when it is UTF-8, else bytes; only the first :data:`POISON_KEEP` bytes when oversized)."""
+    raw = delivery.payload[:POISON_KEEP] if oversized else delivery.payload
+    payload: str | bytes
+    try:
+        payload = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        payload = raw
+    return route.make_job(to_message(delivery, payload), params)
+
+
+def restore_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Job kwargs as the function receives them: a tagged ``message`` becomes a ``Message``.
+
+    Returns ``kwargs`` itself when there is nothing to restore.
+    """
+    value = kwargs.get(MESSAGE_ARG)
+    if isinstance(value, dict) and len(value) == 1 and MESSAGE_KEY in value:
+        return {**kwargs, MESSAGE_ARG: Message.from_dict(value[MESSAGE_KEY])}
+    return kwargs
