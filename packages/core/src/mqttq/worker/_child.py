@@ -17,6 +17,7 @@ import orjson
 
 from mqttq.codec import decode_value
 from mqttq.registry import import_target
+from mqttq.routing import restore_kwargs
 
 
 def _answer(out: Any, reply: dict[str, Any]) -> None:
@@ -34,7 +35,7 @@ def main() -> None:
             request = decode_value(line)
             target = request["target"]
             func = functions.get(target) or functions.setdefault(target, import_target(target))
-            result = func(*request["args"], **request["kwargs"])
+            result = func(*request["args"], **restore_kwargs(request["kwargs"]))
             if inspect.isawaitable(result):
                 result = asyncio.run(_await(result))
         except Exception as exc:

@@ -11,6 +11,7 @@ from typing import Any
 from mqttq.errors import JobTimeoutError
 from mqttq.interfaces import JobRunner
 from mqttq.models import Job
+from mqttq.routing import restore_kwargs
 
 
 class AsyncioJobRunner(JobRunner):
@@ -32,12 +33,13 @@ class AsyncioJobRunner(JobRunner):
     async def run(
         self, func: Callable[..., Any], target: str, job: Job, *, timeout: float | None
     ) -> Any:
+        kwargs = restore_kwargs(job.kwargs)  # a route job's message becomes a mqttq.Message
         if asyncio.iscoroutinefunction(func):
-            call = func(*job.args, **job.kwargs)
+            call = func(*job.args, **kwargs)
         else:
             loop = asyncio.get_running_loop()
             call = loop.run_in_executor(
-                self._pool, functools.partial(func, *job.args, **job.kwargs)
+                self._pool, functools.partial(func, *job.args, **kwargs)
             )
         if timeout is None:
             return await call
