@@ -1,102 +1,15 @@
-"""A private redis-server per test session (and per restart test), on a free port in a tmp dir."""
+"""Fixtures: one private redis-server per session, a fresh key prefix per test."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from redis_server_support import RedisServer
 
 from mqttq_redis.driver import RedisQueueDriver
-
-REDIS_SERVER = os.environ.get("MQTTQ_REDIS_SERVER", "/usr/bin/redis-server")
-ACL_USER, ACL_PASSWORD, ACL_PREFIX = "app1", "s3cret-pw", "acl1:"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class RedisServer:
-    """One redis-server process the tests own: start, stop, kill -9, restart on the same port."""
-
-    def __init__(self, workdir: Path, *, appendonly: bool = True) -> None:
-        binary = shutil.which(REDIS_SERVER) or shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server not found; install it: apt-get install -y redis-server")
-        self.binary = binary
-        self.workdir = workdir
-        self.port = free_port()
-        self.appendonly = appendonly
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = [
-            self.binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.workdir),
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "always",
-            "--daemonize", "no",
-            "--logfile", str(self.workdir / "redis.log"),
-            # an ACL user that may only touch keys under its own prefix
-            "--user", ACL_USER, "on", f">{ACL_PASSWORD}", f"~{ACL_PREFIX}*", "+@all",
-            "--user", "default", "on", "nopass", "~*", "&*", "+@all",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 15
-        while not _ping(self.port):
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                log = (self.workdir / "redis.log").read_text() if (
-                    self.workdir / "redis.log"
-                ).exists() else ""
-                pytest.fail(f"redis-server exited with {self.proc.returncode}: {err}{log[-2000:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail("redis-server did not answer PING within 15 s")
-            time.sleep(0.02)  # polling a condition with a deadline
-
-    def kill(self) -> None:
-        """kill -9: no shutdown, only what AOF (fsync always) already wrote survives."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc = None
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +35,12 @@ def redis_url(redis_server: RedisServer, prefix: str) -> str:
 async def driver(redis_url: str) -> AsyncIterator[RedisQueueDriver]:
     async with RedisQueueDriver.from_url(redis_url, failed_ttl=3600) as d:
         yield d
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may kill and restart."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

@@ -66,6 +66,15 @@ def reason(exc: BaseException) -> str:
     return detail.strip().rstrip(".")
 
 
+def _denied(exc: BaseException) -> bool:
+    if isinstance(exc, rx.NoPermissionError):
+        return True
+    text = str(exc)
+    return isinstance(exc, rx.ResponseError) and (
+        text.startswith("NOPERM") or "can't access" in text or "no permissions" in text
+    )
+
+
 def unavailable(exc: BaseException, url: str) -> RedisUnavailable:
     return RedisUnavailable(
         f"cannot reach Redis at {url} ({reason(exc)}) — is redis-server running?"
@@ -79,10 +88,11 @@ def translate(exc: BaseException, url: str) -> DriverError:
             f"Redis at {url} refused the credentials ({exc}); "
             "check the user and password in the URL"
         )
-    if isinstance(exc, rx.NoPermissionError):
+    if _denied(exc):
+        detail = str(exc).split(" script: ")[0]
         return RedisDriverError(
-            f"the Redis user has no permission for a command or key ({exc}); "
-            "its ACL must allow scripting on the keys under the driver's prefix"
+            f"the Redis user at {url} has no permission for a command or key ({detail}); "
+            "its ACL must allow scripting (EVALSHA) on the keys under the driver's prefix"
         )
     if isinstance(exc, RETRYABLE):
         return unavailable(exc, url)

@@ -55,15 +55,22 @@ local function unlink(id, q, s, u)
 end
 """
 
-# ARGV: P, then 6 per job: id, queue, available_at, unique key ('' = none), attempts, envelope.
-# Returns the id stored (or the live id holding the unique key) per job, in order. An id that is
-# already stored is kept as it is, so a push repeated after a lost reply stores nothing twice.
+# ARGV: P, mode, then 6 per job: id, queue, available_at, unique key ('' = none), attempts,
+# envelope. Returns the id stored (or the live id holding the unique key) per job, in order.
+# mode 'new': an id that is already live fails the whole batch with {0, id}, nothing stored.
+# mode 'again' (a push repeated after a lost reply): live ids are kept as they are.
 PUSH = """
 local now = clock()
+local again = ARGV[2] == 'again'
+if not again then
+  for i = 3, #ARGV, 6 do
+    if redis.call('EXISTS', jk(ARGV[i])) == 1 then return {0, ARGV[i]} end
+  end
+end
 local out, ready, count = {}, {}, {}
 local uk = P .. 'unique'
 local j = 0
-for i = 2, #ARGV, 6 do
+for i = 3, #ARGV, 6 do
   j = j + 1
   local id, q, at, u = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   local live = false
@@ -76,7 +83,7 @@ for i = 2, #ARGV, 6 do
   else
     out[j] = id
     local h = jk(id)
-    if redis.call('EXISTS', h) == 0 then
+    if not again or redis.call('EXISTS', h) == 0 then
       local s = 'r'
       if at > now then s = 'd' end
       redis.call('HSET', h, 'b', ARGV[i + 5], 'a', ARGV[i + 4], 'q', q, 's', s, 't', ARGV[i + 2])
@@ -149,7 +156,8 @@ for k = 5, #ARGV do
       if redis.call('HGET', h, 's') == 'r' then
         redis.call('HSET', h, 's', 'l')
         local a = redis.call('HINCRBY', h, 'a', 1)
-        leased[#leased + 1] = deadline
+        -- 1 us apart: expired leases then come back in claim order, not in id order
+        leased[#leased + 1] = deadline + got / 1000000
         leased[#leased + 1] = id
         out[#out + 1] = id
         out[#out + 1] = redis.call('HGET', h, 'b')

@@ -185,7 +185,19 @@ class RedisQueueDriver(QueueDriver):
                 job.attempts,
                 encode_job(job),
             )
-        result = await self._run("push", args)
+        script = self._scripts["push"]
+        tries = 0
+
+        async def attempt() -> Any:
+            # a retry after a lost connection may find the batch stored: then keep it as it is
+            nonlocal tries
+            tries += 1
+            mode = "new" if tries == 1 else "again"
+            return await script(keys=[], args=[self.prefix, mode, *args])
+
+        result = await self._do(attempt)
+        if result and isinstance(result[0], int):
+            raise DriverError(f"job id {_s(result[1])!r} is already queued; nothing was pushed")
         return [_s(i) for i in result]
 
     # -- consuming ----------------------------------------------------------------------------

@@ -1,0 +1,52 @@
+"""The shared conformance suites, against a private redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from mqttq.interfaces import QueueDriver
+from mqttq.testing import DriverFactory, QueueDriverSuite
+from mqttq_redis.driver import RedisQueueDriver
+
+try:
+    from mqttq.testing import PluginPackageSuite  # type: ignore[attr-defined]
+except ImportError:  # not exported yet by this core version
+    from mqttq.testing.plugins import PluginPackageSuite
+
+
+class TestRedisQueueDriver(QueueDriverSuite):
+    @pytest_asyncio.fixture
+    async def driver(self, redis_url: str) -> AsyncIterator[QueueDriver]:
+        async with RedisQueueDriver.from_url(redis_url) as d:
+            yield d
+
+    @pytest_asyncio.fixture
+    async def make_driver(self, redis_url: str) -> AsyncIterator[DriverFactory]:
+        made: list[RedisQueueDriver] = []
+
+        async def make(**options: Any) -> QueueDriver:
+            d = RedisQueueDriver.from_url(redis_url, **options)
+            await d.open()
+            made.append(d)
+            return d
+
+        yield make
+        for d in made:
+            await d.aclose()
+
+
+class TestPluginPackage(PluginPackageSuite):
+    distribution = "mqttq-redis"
+    plugin_name = "redis"
+    provides = {"queue_drivers": {"redis", "rediss", "unix"}}
+    heavy_imports = {"redis"}
+
+
+def test_driver_class_declares_its_schemes() -> None:
+    assert set(RedisQueueDriver.schemes) == {"redis", "rediss", "unix"}
+    with pytest.raises(Exception, match="not a Redis URL"):
+        RedisQueueDriver.from_url("sqlite:///x.db")

@@ -1,0 +1,310 @@
+"""What only the Redis driver shows: races across processes, Redis restarts, errors, prefixes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from redis_server_support import ACL_PASSWORD, ACL_PREFIX, ACL_USER, RedisServer, free_port
+
+from mqttq.errors import ConfigError, DriverError, DriverUnavailable
+from mqttq.models import Job
+from mqttq_redis.driver import RedisQueueDriver
+
+CLAIMER = Path(__file__).with_name("_claimer.py")
+
+
+def job(queue: str = "default", **fields: object) -> Job:
+    return Job(name="tests:noop", queue=queue, **fields)  # type: ignore[arg-type]
+
+
+# -- URLs and options ---------------------------------------------------------------------------
+
+
+def test_url_options_and_redaction() -> None:
+    d = RedisQueueDriver.from_url("redis://bob:hunter2@example.com:6380/3?prefix=app1:")
+    assert d.prefix == "app1:"
+    assert d.url == "redis://bob:***@example.com:6380/3"
+    assert "prefix" not in d.settings.redis_url
+    assert "hunter2" in d.settings.redis_url  # redis-py still gets the password
+    d = RedisQueueDriver.from_url("redis://h/0?prefix=a:&socket_timeout=3", prefix="b:")
+    assert d.prefix == "b:"  # a keyword option wins over the URL
+    assert "socket_timeout=3" in d.settings.redis_url
+    assert RedisQueueDriver.from_url("unix:///run/redis.sock?db=2").prefix == "mqttq:"
+    assert RedisQueueDriver.from_url("rediss://h:6380/0").settings.display_url.startswith("rediss")
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("sqlite:///x.db", {}, "not a Redis URL"),
+        ("redis://h/0", {"bogus": 1}, "unknown redis driver option"),
+        ("redis://h/zero", {}, "database must be a number"),
+        ("redis://h:port/0", {}, "bad port"),
+        ("redis://h/0?failed_ttl=soon", {}, "must be a number"),
+        ("redis://h/0", {"prefix": ""}, "non-empty"),
+        ("unix://", {}, "socket path"),
+    ],
+)
+def test_bad_urls_are_config_errors(url: str, options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RedisQueueDriver.from_url(url, **options)
+
+
+# -- errors users see ----------------------------------------------------------------------------
+
+
+async def test_unreachable_redis_is_driver_unavailable_with_a_readable_message() -> None:
+    port = free_port()  # nothing listens there
+    driver = RedisQueueDriver.from_url(f"redis://user:topsecret@127.0.0.1:{port}/0")
+    with pytest.raises(DriverUnavailable) as info:
+        await driver.open()
+    assert str(info.value) == (
+        f"cannot reach Redis at redis://user:***@127.0.0.1:{port}/0 (connection refused)"
+        " — is redis-server running?"
+    )
+    assert "topsecret" not in str(info.value)
+    assert isinstance(info.value, DriverError)
+    assert info.value.__cause__ is None
+    assert info.value.__suppress_context__
+
+
+async def test_operations_give_up_after_retry_for(own_server: RedisServer) -> None:
+    """Once open, a vanished Redis is retried for ``retry_for`` seconds, then DriverUnavailable."""
+    async with RedisQueueDriver.from_url(own_server.url, retry_for=0.3) as driver:
+        await driver.push([job()])
+        own_server.kill()
+        with pytest.raises(DriverUnavailable, match=r"cannot reach Redis at .*is redis-server"):
+            await driver.push([job()])
+        with pytest.raises(DriverUnavailable):
+            await driver.claim(["default"], 1, lease=30, wait=0.5)
+
+
+async def test_acl_user_limited_to_its_prefix(redis_server: RedisServer) -> None:
+    base = f"redis://{ACL_USER}:{ACL_PASSWORD}@127.0.0.1:{redis_server.port}/0"
+    async with RedisQueueDriver.from_url(f"{base}?prefix={ACL_PREFIX}") as driver:
+        [pushed] = await driver.push([job("acl")])
+        [claimed] = await driver.claim(["acl"], 1, lease=30)
+        assert claimed.id == pushed
+        await driver.ack([pushed])
+        assert (await driver.stats())["acl"].ready == 0
+    async with RedisQueueDriver.from_url(f"{base}?prefix=other:") as driver:
+        with pytest.raises(DriverError, match="has no permission") as info:
+            await driver.push([job("acl")])
+        assert not isinstance(info.value, DriverUnavailable)
+    wrong = f"redis://{ACL_USER}:wrong@127.0.0.1:{redis_server.port}/0"
+    with pytest.raises(DriverError, match="refused the credentials") as auth:
+        await RedisQueueDriver.from_url(wrong).open()
+    assert not isinstance(auth.value, DriverUnavailable)
+    assert "wrong" not in str(auth.value)
+
+
+# -- prefixes ------------------------------------------------------------------------------------
+
+
+async def test_prefixes_isolate_apps_on_one_redis(redis_server: RedisServer, prefix: str) -> None:
+    url = redis_server.url
+    async with (
+        RedisQueueDriver.from_url(f"{url}?prefix={prefix}a:") as app1,
+        RedisQueueDriver.from_url(url, prefix=f"{prefix}b:") as app2,
+    ):
+        one, two = job(kwargs={"app": 1}), job(kwargs={"app": 2}, unique_key="k")
+        await app1.push([one, job(unique_key="k")])
+        assert await app2.push([two]) == [two.id]  # app1's unique key is not app2's
+        assert (await app1.stats())["default"].ready == 2
+        assert (await app2.stats())["default"].ready == 1
+        [got] = await app2.claim(["default"], 5, lease=30)
+        assert got.id == two.id
+        await app2.fail(got, error="x")
+        assert await app1.failed_ids() == []
+        assert await app2.failed_ids() == [two.id]
+        client = redis.Redis.from_url(url)
+        try:
+            keys = [k.decode() for k in client.scan_iter(match=f"{prefix}*")]
+        finally:
+            client.close()
+        assert keys, "the drivers wrote no keys under their prefixes"
+        assert all(k.startswith((f"{prefix}a:", f"{prefix}b:")) for k in keys)
+
+
+# -- races ---------------------------------------------------------------------------------------
+
+
+async def test_eight_claimer_processes_claim_each_job_exactly_once(
+    redis_url: str, tmp_path: Path
+) -> None:
+    n, queue = 20_000, "race"
+    async with RedisQueueDriver.from_url(redis_url) as driver:
+        pushed: list[str] = []
+        for start in range(0, n, 5000):
+            pushed += await driver.push(
+                [job(queue, kwargs={"i": i}) for i in range(start, start + 5000)]
+            )
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(CLAIMER), redis_url, queue, str(tmp_path / f"c{i}.txt")],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(8)
+        ]
+        try:
+            for p in procs:  # every claimer connected before any starts
+                assert p.stdout is not None
+                assert p.stdout.readline().strip() == "ready"
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.close()
+            codes = [p.wait(120) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        assert codes == [0] * 8
+        lines = [
+            line.split()
+            for i in range(8)
+            for line in (tmp_path / f"c{i}.txt").read_text().splitlines()
+        ]
+        claimed = [job_id for job_id, _ in lines]
+        assert len(claimed) == len(set(claimed)) == n, "a job was claimed twice or not at all"
+        assert set(claimed) == set(pushed)
+        assert {attempts for _, attempts in lines} == {"1"}
+        s = (await driver.stats())[queue]
+        assert (s.ready, s.reserved, s.delayed) == (0, 0, 0)
+
+
+# -- Redis restart -------------------------------------------------------------------------------
+
+
+async def test_redis_restart_mid_load_loses_nothing(own_server: RedisServer) -> None:
+    """kill -9 Redis (AOF, fsync always) while producers push and claimers work: every job
+    pushed is processed, and producers and claimers resume by themselves."""
+    total, batch, queue = 4000, 50, "restart"
+    url = own_server.url
+    pushed: list[str] = []
+    done: set[str] = set()
+    restarted = asyncio.Event()
+
+    async def producer(driver: RedisQueueDriver) -> None:
+        for start in range(0, total, batch):
+            pushed.extend(
+                await driver.push(
+                    [job(queue, kwargs={"i": i}) for i in range(start, start + batch)]
+                )
+            )
+            await asyncio.sleep(0)
+
+    async def claimer(driver: RedisQueueDriver) -> None:
+        while len(done) < total:
+            jobs = await driver.claim([queue], 20, lease=2.0, wait=0.5)
+            await driver.ack([j.id for j in jobs])
+            done.update(j.id for j in jobs)
+
+    async def chaos() -> None:
+        while len(done) < total // 4:
+            await asyncio.sleep(0.005)
+        own_server.kill()
+        await asyncio.to_thread(own_server.start)  # same port, same AOF
+        restarted.set()
+
+    drivers = [RedisQueueDriver.from_url(url, retry_for=60) for _ in range(4)]
+    for d in drivers:
+        await d.open()
+    try:
+        tasks = [producer(drivers[0]), *(claimer(d) for d in drivers[1:]), chaos()]
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=120)
+        assert restarted.is_set()
+        assert len(pushed) == total
+        assert set(pushed) <= done, f"{len(set(pushed) - done)} pushed jobs were never processed"
+        s = (await drivers[0].stats())[queue]
+        assert (s.ready, s.reserved, s.delayed) == (0, 0, 0)
+    finally:
+        for d in drivers:
+            await d.aclose()
+
+
+async def test_blocked_claim_survives_a_restart(own_server: RedisServer) -> None:
+    """A claim blocked in BLPOP when Redis dies waits for it and returns the job pushed after."""
+    async with (
+        RedisQueueDriver.from_url(own_server.url) as waiter,
+        RedisQueueDriver.from_url(own_server.url) as pusher,
+    ):
+        task = asyncio.ensure_future(waiter.claim(["w"], 1, lease=30, wait=60))
+        await asyncio.sleep(0.05)  # give the claim time to block; the outcome is the same if not
+        own_server.kill()
+        await asyncio.to_thread(own_server.start)
+        pushed = job("w")
+        await pusher.push([pushed])
+        got = await asyncio.wait_for(task, 30)
+        assert [j.id for j in got] == [pushed.id]
+
+
+# -- details of the Redis layout -----------------------------------------------------------------
+
+
+async def test_push_of_an_already_queued_id_fails_whole_batch(driver: RedisQueueDriver) -> None:
+    first = job("dup")
+    await driver.push([first])
+    fresh = job("dup")
+    with pytest.raises(DriverError, match="already queued"):
+        await driver.push([fresh, first])
+    assert await driver.get_job(fresh.id) is None
+    assert await driver.size("dup") == 1
+
+
+async def test_bulk_push_and_batched_claim_keep_fifo(driver: RedisQueueDriver) -> None:
+    jobs = [job("bulk", kwargs={"i": i}) for i in range(3000)]
+    assert await driver.push(jobs) == [j.id for j in jobs]
+    got: list[Job] = []
+    while batch := await driver.claim(["bulk"], 700, lease=30):
+        got += batch
+    assert [j.kwargs["i"] for j in got] == list(range(3000))
+    await driver.ack([j.id for j in got])
+    assert await driver.size("bulk") == 0
+
+
+async def test_expired_leases_come_back_first_with_attempts_kept(driver: RedisQueueDriver) -> None:
+    a, b, c = job("lease"), job("lease"), job("lease")
+    await driver.push([a, b])
+    await driver.claim(["lease"], 2, lease=0.2)
+    await driver.push([c])
+    records = [await driver.get_job(x.id) for x in (a, b)]
+    expiry = max(r.lease_expires_at or 0.0 for r in records if r is not None)
+    deadline = time.monotonic() + 10
+    while time.time() <= expiry:  # both leases have run out (same clock as redis-server's)
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    got = await driver.claim(["lease"], 3, lease=30)
+    assert [(j.id, j.attempts) for j in got] == [(a.id, 2), (b.id, 2), (c.id, 1)]
+
+
+async def test_get_job_of_a_delayed_job_that_is_due_says_ready(driver: RedisQueueDriver) -> None:
+    soon = job("due", available_at=time.time() + 0.2)
+    await driver.push([soon])
+    record = await driver.get_job(soon.id)
+    assert record is not None
+    assert record.state == "delayed"
+    deadline = time.monotonic() + 10
+    while (record := await driver.get_job(soon.id)) is not None and record.state != "ready":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert record is not None
+    assert record.job == soon
+
+
+async def test_failed_purge_of_everything(driver: RedisQueueDriver) -> None:
+    for q in ("p1", "p2"):
+        for _ in range(3):
+            await driver.fail(job(q), error="x")
+    assert await driver.failed_purge() == 6
+    assert await driver.failed_list() == []
+    stats = await driver.stats()
+    assert (stats["p1"].failed, stats["p2"].failed) == (0, 0)
