@@ -251,10 +251,11 @@ class LifecycleTests(SuiteBase):
         requires(driver, CLAIM)
         q = unique_name()
         await driver.push([make_job(q)])
-        [job] = await driver.claim([q], 1, lease=self.lease)
+        first_lease = self.lease * 3  # room for a slow machine between claim and extend
+        [job] = await driver.claim([q], 1, lease=first_lease)
         await driver.extend([job.id], lease=60)
-        # waits well past the original lease: an expired lease would hand the job out here
-        assert await driver.claim([q], 1, lease=30, wait=self.lease * 4) == []
+        # waits past the original lease: an expired lease would hand the job out here
+        assert await driver.claim([q], 1, lease=30, wait=first_lease * 1.5) == []
         assert (await driver.stats())[q].reserved == 1
 
     async def test_expired_lease_makes_job_claimable_again(self, driver: QueueDriver) -> None:

@@ -72,8 +72,9 @@ class SuiteBase:
 
     #: Short lease for expiry tests (seconds).
     lease: ClassVar[float] = 0.3
-    #: How far in the future delayed jobs are pushed (seconds).
-    delay: ClassVar[float] = 0.5
+    #: How far in the future delayed jobs are pushed (seconds): long enough that a claim made
+    #: right after the push still comes before it, even on a loaded machine.
+    delay: ClassVar[float] = 1.0
     #: Bound on every eventual condition (reaper, TTL, wake-up). Raise it for slow backends.
     timeout: ClassVar[float] = 10.0
     #: Allowance on top of the contract's "claimable within 1 s" for a loaded test machine.
