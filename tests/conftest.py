@@ -14,7 +14,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,8 @@ class Cli:
 
     #: the test job module: f"{cli.jobs}:add" etc.
     jobs = JOBS
+    #: the installed console script
+    mqttq = MQTTQ
 
     def __init__(self, tmp_path: Path, queue_url: str, jobs_dir: Path) -> None:
         self.tmp_path = tmp_path
@@ -101,7 +104,7 @@ class Cli:
     def run(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
         """The installed ``mqttq`` console script as a real process, in the test's directory."""
         return subprocess.run(
-            [MQTTQ, *args],
+            [self.mqttq, *args],
             cwd=self.tmp_path,
             env=self.env(**env),
             capture_output=True,
@@ -109,6 +112,26 @@ class Cli:
             timeout=timeout,
             check=False,
         )
+
+    @contextmanager
+    def start(self, *args: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+        """A long-running ``mqttq`` process (output to a log file); killed at the end if alive."""
+        log_path = self.tmp_path / f"mqttq-{len(list(self.tmp_path.glob('mqttq-*.log')))}.log"
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [self.mqttq, *args],
+                cwd=self.tmp_path,
+                env=self.env(**env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            try:
+                yield proc
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait(30)
 
     def app(self) -> App:
         return App(load_config(self.config_path))
@@ -181,3 +204,11 @@ def cli(tmp_path: Path, queue_url: str, jobs_dir: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(jobs_dir))
     return Cli(tmp_path, queue_url, jobs_dir)
+
+
+@pytest.fixture
+def sqlite_cli(cli: Cli, sqlite_url: str) -> Cli:
+    """``cli`` on a SQLite file, for tests that span several processes."""
+    cli.queue_url = sqlite_url
+    cli.write_config()
+    return cli

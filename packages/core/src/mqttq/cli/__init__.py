@@ -112,6 +112,7 @@ def main() -> None:
     # so a stray file there never shadows an installed module)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.append(os.getcwd())
+    setup_logging(debug)  # before plugins load, so their warnings are formatted too
     try:
         host = make_plugin_manager()
         app = make_app(host)

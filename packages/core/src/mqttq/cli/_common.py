@@ -219,16 +219,19 @@ def first_line(text: str | None, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+_owns_logging = False
+
+
 def setup_logging(debug: bool) -> bool:
     """Log to stderr, unless the host program (or a test runner) already configured logging.
 
-    Returns whether this call configured it.
+    Returns whether the CLI owns the logging configuration (then commands may tune levels).
     """
+    global _owns_logging
     root = logging.getLogger()
-    if root.handlers:
-        return False
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return True
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _owns_logging = True
+    if _owns_logging:
+        root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    return _owns_logging

@@ -5,10 +5,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mqttq.app import App
@@ -27,6 +26,9 @@ from mqttq.codec import converter
 from mqttq.errors import JobNotFoundError
 from mqttq.interfaces import Capability, QueueDriver
 from mqttq.models import FailedJob
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 #: failed jobs requeued per driver call by ``retry --all``
 CHUNK = 500
@@ -131,19 +133,27 @@ def show(
         typer.echo("traceback:\n" + data["traceback"].rstrip())
 
 
-async def _requeue_ids(driver: QueueDriver, ids: Sequence[str], progress: Progress | None) -> int:
+async def _requeue_ids(driver: QueueDriver, ids: Sequence[str], progress: Progress) -> int:
     """Requeue in chunks of :data:`CHUNK`, advancing ``progress``."""
     moved = 0
-    task = progress.add_task("requeueing", total=len(ids)) if progress else None
+    task = progress.add_task("requeueing", total=len(ids))
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         moved += await driver.failed_requeue(chunk)
-        if progress is not None and task is not None:
-            progress.advance(task, len(chunk))
+        progress.advance(task, len(chunk))
     return moved
 
 
 def _progress() -> Progress:
+    """A progress bar on stderr, shown only when stderr is a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -187,9 +197,11 @@ def retry(
 
     async def work(a: App) -> int:
         driver = _registry(a)
-        targets = await driver.failed_ids(queue) if all_ else wanted
+        if not all_:
+            return await driver.failed_requeue(wanted)
+        targets = await driver.failed_ids(queue)
         with _progress() as progress:
-            return await _requeue_ids(driver, targets, progress if all_ else None)
+            return await _requeue_ids(driver, targets, progress)
 
     moved = run_app(get_state(ctx), work)
     _counted("requeued", moved, as_json, "requeued")
