@@ -76,7 +76,11 @@ topic = "t/{{device}}"
 job = "not_registered"
 
 [[routes]]
-topic = "u"
+topic = "u/#/v"
+job = "{cli.jobs}:noop"
+
+[[routes]]
+topic = "sensors/{{id}}/+/temperature/#"
 job = "{cli.jobs}:noop"
 """
     )
@@ -92,16 +96,37 @@ job = "{cli.jobs}:noop"
         "jobs.register[2]",
         "jobs.modules[0]",
         "routes[0].job",
+        "routes[1].topic",
     }
     assert "nosuch" in problems["queue.url"]
     assert "'warp'" in problems["worker.runner"]
     assert "missing" in problems["jobs.register[1]"]
     assert "no_such_module_xyz" in problems["jobs.register[2]"]
     assert "unknown job 'not_registered'" in problems["routes[0].job"]
+    assert problems["routes[1].topic"] == "'#' must be the last level"
 
     text = cli("config", "check")
     assert text.exit_code == 2
     assert [line.split(": ", 1)[0] for line in text.stderr.splitlines()] == list(problems)
+
+
+def test_check_needs_a_known_mqtt_scheme_only_with_routes(cli: Cli) -> None:
+    cli.write_config('[queue]\nurl = "memory://"\n[mqtt]\nurl = "carrier-pigeon://loft"\n')
+    assert cli("config", "check").exit_code == 0
+    cli.write_config(
+        '[queue]\nurl = "memory://"\n[mqtt]\nurl = "carrier-pigeon://loft"\n'
+        f'[[routes]]\ntopic = "a/b"\njob = "{cli.jobs}:noop"\n'
+    )
+    result = cli("config", "check")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("mqtt.url: no transport named 'carrier-pigeon'")
+    assert len(result.stderr.splitlines()) == 1
+    cli.write_config(
+        '[queue]\nurl = "memory://"\n[mqtt]\nurl = "mqtts://broker:8883"\n'
+        f'[[routes]]\ntopic = "a/{{device}}/#"\njob = "{cli.jobs}:noop"\n'
+    )
+    ok = cli("config", "check")
+    assert (ok.exit_code, ok.stdout) == (0, "ok: mqttq.toml\n"), ok.stderr
 
 
 def test_check_catches_a_malformed_driver_url(cli: Cli) -> None:

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from typer.testing import CliRunner
+
+from mqttq.cli import make_app
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -176,3 +179,9 @@ def test_version_and_help(cli: Cli) -> None:
     assert helped.exit_code == 0
     for command in ("worker", "jobs", "failed", "stats", "workers", "plugins", "config"):
         assert command in helped.stdout
+
+
+def test_make_app_without_a_host_builds_one_on_first_use(cli: Cli) -> None:
+    result = CliRunner().invoke(make_app(), ["plugins", "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "builtin" in by_name(json.loads(result.stdout))

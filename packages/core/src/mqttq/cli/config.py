@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
@@ -78,16 +79,45 @@ def _job_problems(config: Config) -> Problems:
     return problems
 
 
+def _keyed(exc: ConfigError, default_key: str) -> tuple[str, str]:
+    key = exc.problems[0][0] if exc.problems else default_key
+    return key, str(exc).removeprefix(f"{key}: ")
+
+
+def _route_problems(config: Config, host: PluginHost) -> Problems:
+    """Route topics, and the MQTT transport they need (only checked when there are routes)."""
+    if not config.routes:
+        return []
+    from mqttq.routing import compile_route
+
+    problems: Problems = []
+    try:
+        host.registry("transports").load(urlsplit(config.mqtt.url).scheme or "(no scheme)")
+    except MqttqError as exc:
+        problems.append(("mqtt.url", str(exc)))
+    for i, route in enumerate(config.routes):
+        try:
+            compile_route(route, i, job=route.job, queue=route.queue or config.queue.default)
+        except ConfigError as exc:
+            problems.append(_keyed(exc, f"routes[{i}].topic"))
+    return problems
+
+
 def find_problems(config: Config, host: PluginHost) -> Problems:
     """Everything ``config check`` verifies beyond the file's own structure."""
-    return _driver_problems(config, host) + _runner_problems(config, host) + _job_problems(config)
+    return (
+        _driver_problems(config, host)
+        + _runner_problems(config, host)
+        + _route_problems(config, host)
+        + _job_problems(config)
+    )
 
 
 def check(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Check the configuration: keys, queue driver, runner and every job. Lists every problem."""
+    """Check the configuration: keys, queue driver, runner, routes and jobs. Lists every problem."""
     state = get_state(ctx)
     file = find_config_file(state.config_path)
     try:
