@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -22,19 +23,43 @@ def free_port() -> int:
         return port
 
 
-def _ping(port: int) -> bool:
+def _ping(port: int, tls: Path | None = None) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as raw:
+            s = raw
+            if tls is not None:
+                s = ssl.create_default_context(cafile=str(tls / "ca.crt")).wrap_socket(
+                    raw, server_hostname="127.0.0.1"
+                )
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
 
 
+def make_certificates(directory: Path) -> Path:
+    """A CA and a server certificate for 127.0.0.1 (openssl), in ``directory``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl not found; install it: apt-get install -y openssl")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mqttq test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
+    return directory
+
+
 class RedisServer:
     """One redis-server process the tests own: start, stop, kill -9, restart on the same port."""
 
-    def __init__(self, workdir: Path, *, appendonly: bool = True) -> None:
+    def __init__(self, workdir: Path, *, appendonly: bool = True, tls: Path | None = None) -> None:
         binary = shutil.which(REDIS_SERVER) or shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server not found; install it: apt-get install -y redis-server")
@@ -42,16 +67,18 @@ class RedisServer:
         self.workdir = workdir
         self.port = free_port()
         self.appendonly = appendonly
+        self.tls = tls  #: directory of make_certificates(): serve TLS only
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         args = [
             self.binary,
-            "--port", str(self.port),
+            "--port", "0" if self.tls else str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.workdir),
             "--save", "",
@@ -63,9 +90,17 @@ class RedisServer:
             "--user", ACL_USER, "on", f">{ACL_PASSWORD}", f"~{ACL_PREFIX}*", "+@all",
             "--user", "default", "on", "nopass", "~*", "&*", "+@all",
         ]  # fmt: skip
+        if self.tls is not None:
+            args += [
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls / "server.crt"),
+                "--tls-key-file", str(self.tls / "server.key"),
+                "--tls-ca-cert-file", str(self.tls / "ca.crt"),
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
-        while not _ping(self.port):
+        while not _ping(self.port, self.tls):
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                 log = (

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server_support import ACL_PASSWORD, ACL_PREFIX, ACL_USER, RedisServer, free_port
+from redis_server_support import (
+    ACL_PASSWORD,
+    ACL_PREFIX,
+    ACL_USER,
+    RedisServer,
+    free_port,
+    make_certificates,
+)
 
 from mqttq.errors import ConfigError, DriverError, DriverUnavailable
 from mqttq.models import Job
@@ -308,3 +315,24 @@ async def test_failed_purge_of_everything(driver: RedisQueueDriver) -> None:
     assert await driver.failed_list() == []
     stats = await driver.stats()
     assert (stats["p1"].failed, stats["p2"].failed) == (0, 0)
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+
+
+async def test_rediss_url_with_a_private_ca(tmp_path: Path) -> None:
+    certs = make_certificates(tmp_path)
+    server = RedisServer(tmp_path, tls=certs)
+    server.start()
+    try:
+        trusted = f"{server.url}?ssl_ca_certs={certs / 'ca.crt'}&prefix=tls:"
+        async with RedisQueueDriver.from_url(trusted) as driver:
+            [pushed] = await driver.push([job("tls")])
+            [claimed] = await driver.claim(["tls"], 1, lease=30)
+            assert claimed.id == pushed
+        untrusted = RedisQueueDriver.from_url(server.url)  # system CAs do not know ours
+        with pytest.raises(DriverError, match="certificate") as info:
+            await untrusted.open()
+        assert not isinstance(info.value, DriverUnavailable)
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ssl
 
 from redis import exceptions as rx
 
@@ -66,6 +67,16 @@ def reason(exc: BaseException) -> str:
     return detail.strip().rstrip(".")
 
 
+def _untrusted(exc: BaseException) -> str | None:
+    """The certificate problem, when ``exc`` is a failed TLS certificate check."""
+    root = _root(exc)
+    if isinstance(root, ssl.SSLCertVerificationError):
+        return root.verify_message or "certificate verify failed"
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return "certificate verify failed"
+    return None
+
+
 def _denied(exc: BaseException) -> bool:
     if isinstance(exc, rx.NoPermissionError):
         return True
@@ -88,6 +99,11 @@ def translate(exc: BaseException, url: str) -> DriverError:
             f"Redis at {url} refused the credentials ({exc}); "
             "check the user and password in the URL"
         )
+    if (problem := _untrusted(exc)) is not None:
+        return RedisDriverError(
+            f"Redis at {url} has a TLS certificate this client does not trust ({problem}); "
+            "give its CA with ?ssl_ca_certs=/path/to/ca.pem"
+        )
     if _denied(exc):
         detail = str(exc).split(" script: ")[0]
         return RedisDriverError(
@@ -107,5 +123,7 @@ def translate(exc: BaseException, url: str) -> DriverError:
 
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, rx.AuthenticationError | rx.AuthenticationWrongNumberOfArgsError):
+        return False
+    if _untrusted(exc) is not None:
         return False
     return isinstance(exc, RETRYABLE)
