@@ -18,6 +18,7 @@ from mqttq.routing import (
     Route,
     Router,
     compile_route,
+    covers,
     message_id,
     poison_job,
     restore_kwargs,
@@ -168,3 +169,41 @@ def test_poison_job_keeps_text_or_bytes_and_cuts_oversized() -> None:
     big = poison_job(r, Delivery(topic="a/1", payload=b"x" * 5000), {}, oversized=True)
     assert len(big.kwargs["message"][MESSAGE_KEY]["payload"]) == POISON_KEEP
     assert orjson.loads(encode_job(big))["name"] == "j"
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "expected"),
+    [
+        ("a/#", "a/+/c", True),
+        ("a/#", "a", True),
+        ("#", "a/b", True),
+        ("+/+", "a/b", True),
+        ("a/+", "a/#", False),
+        ("a/+/c", "a/b/+", False),
+        ("a/b/+", "a/+/c", False),
+        ("a/b", "a/b/c", False),
+        ("#", "$SYS/x", False),
+    ],
+)
+def test_filter_coverage(outer: str, inner: str, expected: bool) -> None:
+    assert covers(outer.split("/"), inner.split("/")) is expected
+
+
+def test_covered_filters_are_not_subscribed_twice_and_ids_pick_routes() -> None:
+    routes = [
+        compile_route(RouteConfig(topic=t, job="j", qos=q), i, job="j", queue="q")
+        for i, (t, q) in enumerate(
+            [("s/{d}/t", 2), ("s/#", 0), ("a/+/c", 1), ("a/b/+", 1), ("s/x/t", 1)]
+        )
+    ]
+    router = Router(routes)
+    subs = router.subscriptions()
+    assert [(s.topic, s.qos, s.identifier) for s in subs] == [
+        ("s/#", 2, 1),
+        ("a/+/c", 1, 2),
+        ("a/b/+", 1, 3),
+    ]
+    # without identifiers every matching route; with them, only the named subscription's routes
+    assert [r.index for r, _ in router.match("a/b/c")] == [2, 3]
+    assert [r.index for r, _ in router.match("a/b/c", [3])] == [3]
+    assert [r.index for r, _ in router.match("s/x/t", [1])] == [0, 1, 4]

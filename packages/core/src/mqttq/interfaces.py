@@ -212,11 +212,14 @@ class JobRunner(abc.ABC):
 @attrs.frozen(kw_only=True)
 class Subscription:
     """One topic filter to subscribe to. ``share_group`` subscribes as ``$share/<group>/<topic>``
-    so that several clients split the messages between them."""
+    so that several clients split the messages between them. ``identifier`` (MQTT 5, > 0) comes
+    back in each delivery's ``subscription_identifier`` property, naming the subscriptions that
+    matched (a broker may send one copy per matching subscription)."""
 
     topic: str
     qos: int = 1
     share_group: str = ""
+    identifier: int = 0
 
     @property
     def filter(self) -> str:

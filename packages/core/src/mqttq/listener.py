@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -134,7 +135,9 @@ class Listener:
         ack_now: list[Delivery] = []
         router = self.router
         for delivery in batch:
-            matches = router.match(delivery.topic)
+            matches = router.match(
+                delivery.topic, delivery.properties.get("subscription_identifier")
+            )
             if not matches:
                 stats.unmatched += 1
                 ack_now.append(delivery)
@@ -294,3 +297,88 @@ async def _inline_executor(app: App) -> Any:
     runner_cls = app.host.registry("job_runners").load(cfg.runner)
     async with runner_cls(app=app, concurrency=cfg.concurrency) as runner:
         yield Executor(app, runner)
+
+
+def worker_queues(app: App) -> list[str]:
+    """``worker.queues``, then every route's queue not already listed (so ``mqttq run`` works
+    the jobs its own routes make)."""
+    queues = list(app.config.worker.queues)
+    for route in Router.from_app(app).routes:
+        if route.queue not in queues:
+            queues.append(route.queue)
+    return queues
+
+
+async def serve(
+    app: App,
+    *,
+    worker: bool = True,
+    concurrency: int | None = None,
+    queues: Sequence[str] | None = None,
+    runner: str | None = None,
+    install_signals: bool = True,
+    listener: Listener | None = None,
+) -> ListenerStats:
+    """``mqttq run`` (``worker=True``) and ``mqttq listen``: run until SIGTERM/SIGINT.
+
+    The first signal stops reading, pushes and acks what was received, then lets the worker
+    finish its running jobs (``worker.shutdown_grace``); a second signal stops the worker at once
+    (its running jobs are released, not lost). If either part fails, the other is stopped and the
+    error is raised.
+    """
+    from mqttq.worker import Worker
+
+    async with contextlib.AsyncExitStack() as stack:
+        if app._driver is None:
+            await stack.enter_async_context(app)
+        the_listener = listener or Listener(app)
+        the_worker = None
+        if worker:
+            the_worker = Worker(
+                app,
+                queues=queues or worker_queues(app),
+                concurrency=concurrency,
+                runner=runner,
+                install_signals=False,
+            )
+        signals = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals
+            signals += 1
+            log.warning(
+                "%s: %s",
+                signal.Signals(signum).name,
+                "stopping at once" if signals > 1 else "finishing received messages and jobs",
+            )
+            the_listener.stop()
+            if the_worker is not None and signals > 1:
+                the_worker.stop(now=True)
+
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_signal, sig)
+                stack.callback(loop.remove_signal_handler, sig)
+        tasks: set[asyncio.Task[Any]] = {
+            asyncio.create_task(the_listener.run(), name="mqttq-listener")
+        }
+        if the_worker is not None:
+            tasks.add(asyncio.create_task(the_worker.run(), name="mqttq-worker"))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            the_listener.stop()
+            if the_worker is not None:
+                the_worker.stop(now=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        failed = any(t.exception() is not None for t in done)
+        the_listener.stop()  # the worker ended (an error), or the listener did
+        if the_worker is not None:
+            the_worker.stop(now=failed)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+    return the_listener.stats

@@ -165,12 +165,51 @@ def compile_route(config: RouteConfig, index: int, *, job: str, queue: str) -> R
     )
 
 
+def covers(outer: Sequence[str], inner: Sequence[str]) -> bool:
+    """Whether every topic that filter ``inner`` matches is matched by filter ``outer`` (levels)."""
+    if outer[0] in ("+", "#") and inner[0].startswith("$"):
+        return False
+    for i, level in enumerate(outer):
+        if level == "#":
+            return True
+        if i >= len(inner) or inner[i] == "#":
+            return False
+        if level != "+" and level != inner[i]:
+            return False
+    return len(outer) == len(inner)
+
+
 class Router:
-    """All routes of an app: subscriptions to make, and the routes a topic matches."""
+    """All routes of an app: subscriptions to make, and the routes a topic matches.
+
+    Brokers send one copy of a message per matching subscription, so the router subscribes to as
+    few filters as cover every route (``sensors/#`` makes ``sensors/+/t`` redundant) and gives
+    each an MQTT 5 subscription identifier: a copy is then routed only to the routes of the
+    subscriptions it names. (Over MQTT 3.1.1 partly overlapping filters such as ``a/+/c`` and
+    ``a/b/+`` still bring two copies, hence two jobs per route.)
+    """
 
     def __init__(self, routes: Sequence[Route], *, max_payload: int = 262144) -> None:
         self.routes = list(routes)
         self.max_payload = max_payload
+        filters = list(dict.fromkeys(r.levels for r in self.routes))
+        kept = [
+            f
+            for i, f in enumerate(filters)
+            if not any(
+                covers(g, f) and not (covers(f, g) and i < j)
+                for j, g in enumerate(filters)
+                if g != f
+            )
+        ]
+        #: subscription identifier (1-based) of each route, by route index
+        self.route_subscription: dict[int, int] = {}
+        for route in self.routes:
+            for n, f in enumerate(kept, 1):
+                if covers(f, route.levels):
+                    self.route_subscription[route.index] = n
+                    break
+        self._kept = ["/".join(f) for f in kept]
 
     @classmethod
     def from_app(cls, app: App) -> Router:
@@ -189,17 +228,29 @@ class Router:
         return cls(routes, max_payload=app.config.mqtt.max_payload)
 
     def subscriptions(self, share_group: str = "") -> list[Subscription]:
-        """One subscription per distinct filter, at the highest QoS any of its routes asks for."""
-        qos: dict[str, int] = {}
+        """The covering filters, each at the highest QoS of the routes it serves."""
+        qos = [0] * len(self._kept)
         for route in self.routes:
-            qos[route.filter] = max(qos.get(route.filter, 0), route.qos)
-        return [Subscription(topic=t, qos=q, share_group=share_group) for t, q in qos.items()]
+            n = self.route_subscription[route.index]
+            qos[n - 1] = max(qos[n - 1], route.qos)
+        return [
+            Subscription(topic=t, qos=q, share_group=share_group, identifier=n)
+            for n, (t, q) in enumerate(zip(self._kept, qos, strict=True), 1)
+        ]
 
-    def match(self, topic: str) -> list[tuple[Route, dict[str, str]]]:
-        """Every route ``topic`` matches, in configuration order, with its named segments."""
+    def match(
+        self, topic: str, subscriptions: Sequence[int] | None = None
+    ) -> list[tuple[Route, dict[str, str]]]:
+        """Every route ``topic`` matches, in configuration order, with its named segments.
+
+        ``subscriptions``: the delivery's subscription identifiers, when the broker sent them;
+        only routes served by those subscriptions are considered.
+        """
         levels = topic.split("/")
         found = []
         for route in self.routes:
+            if subscriptions and self.route_subscription[route.index] not in subscriptions:
+                continue
             params = route.match(levels)
             if params is not None:
                 found.append((route, params))

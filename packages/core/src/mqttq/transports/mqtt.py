@@ -370,13 +370,31 @@ class MqttTransport(Transport):
     async def _subscribe_on(self, client: PahoClient, subs: Sequence[Subscription]) -> None:
         if not subs:
             return
+        if self.config.protocol == "5" and any(s.identifier for s in subs):
+            # a subscription identifier is a property of the whole SUBSCRIBE packet
+            for sub in subs:
+                props = None
+                if sub.identifier:
+                    props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+                    props.SubscriptionIdentifier = sub.identifier
+                await self._send_subscribe(client, [sub], props)
+        else:
+            await self._send_subscribe(client, subs, None)
+
+    async def _send_subscribe(
+        self, client: PahoClient, subs: Sequence[Subscription], props: Properties | None
+    ) -> None:
         try:
-            codes = await client.subscribe([(s.filter, s.qos) for s in subs], timeout=self.timeout)
+            codes = await client.subscribe(
+                [(s.filter, s.qos) for s in subs], properties=props, timeout=self.timeout
+            )
         except (aiomqtt.MqttError, ValueError) as exc:
             raise TransportError(f"subscribing at {self.endpoint} failed: {exc}") from None
         for sub, code in zip(subs, codes, strict=False):
             failed = code.is_failure if isinstance(code, ReasonCode) else int(str(code)) >= 0x80
-            if failed:
+            if failed and props is not None and "identifier" in str(code).lower():
+                await self._send_subscribe(client, [sub], None)  # broker lacks them: fine
+            elif failed:
                 raise TransportError(
                     f"the broker refused the subscription to {sub.filter!r}: {code}"
                 )
