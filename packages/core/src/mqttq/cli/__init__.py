@@ -97,7 +97,7 @@ def _add_plugin_commands(host: PluginHost, app: typer.Typer) -> None:
     for impl in reversed(host.hook.mqttq_register_commands.get_hookimpls()):
         name = host.pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
-            impl.function(cli=app)
+            impl.function(**({"cli": app} if "cli" in impl.argnames else {}))
         except Exception as exc:
             log.warning("plugin %s failed to add its commands: %s", name, exc)
             info = host.plugins.get(name)

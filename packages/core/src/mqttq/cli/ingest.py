@@ -1,0 +1,96 @@
+"""``mqttq listen``, ``mqttq run`` and ``mqttq demo``: MQTT messages in, jobs out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+
+from mqttq.cli._common import CliError, State, get_state
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("listen")(listen)
+    app.command("demo")(demo)
+
+
+def _prepare(state: State) -> None:
+    if state.owns_logging and not state.debug:
+        logging.getLogger("mqttq").setLevel(logging.INFO)
+    if not state.config().routes:
+        raise CliError(
+            "no [[routes]] configured: nothing to listen to (see `mqttq config init`)"
+        )
+
+
+def listen(ctx: typer.Context) -> None:
+    """Subscribe to every route and queue the jobs; workers run them elsewhere.
+
+    SIGTERM/SIGINT: stop reading, queue and acknowledge what was received, exit 0.
+    """
+    from mqttq.listener import serve
+
+    state = get_state(ctx)
+    _prepare(state)
+    asyncio.run(serve(state.app(), worker=False))
+
+
+def run(
+    ctx: typer.Context,
+    queues: list[str] | None = typer.Option(
+        None,
+        "--queue",
+        "-q",
+        help="Queue to work; repeat for several (default: [worker] queues, then route queues).",
+    ),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", min=1, help="Jobs run at once (default: [worker])."
+    ),
+    runner: str | None = typer.Option(
+        None, "--runner", help="Job runner: asyncio, process... (default: [worker] runner)."
+    ),
+) -> None:
+    """Listen and run the jobs in this process: the main job.
+
+    SIGTERM/SIGINT: stop reading, queue and acknowledge what was received, let running jobs
+    finish (worker.shutdown_grace), exit 0. A second signal stops the jobs at once (they are
+    released to the queue, not lost).
+    """
+    from mqttq.listener import serve
+
+    state = get_state(ctx)
+    _prepare(state)
+    asyncio.run(
+        serve(state.app(), worker=True, queues=queues or None, concurrency=concurrency, runner=runner)
+    )
+
+
+def demo(
+    messages: int = typer.Option(
+        500, "--messages", "-n", min=0, help="Stop after this many messages (0: until Ctrl-C)."
+    ),
+    devices: int = typer.Option(5, "--devices", min=1, max=100, help="Simulated devices."),
+    rate: float = typer.Option(
+        200.0, "--rate", min=1.0, help="Messages per second, all devices together."
+    ),
+    broker: str | None = typer.Option(
+        None,
+        "--broker",
+        metavar="URL",
+        help="Use this broker (mqtt://host:1883) instead of the embedded one.",
+    ),
+    db: Path | None = typer.Option(
+        None, "--db", help="Keep the SQLite queue in this file (default: a temporary directory)."
+    ),
+) -> None:
+    """Zero set-up tour: embedded broker, SQLite queue, workers and simulated devices.
+
+    Shows messages received -> jobs queued -> done / failed live, then a summary.
+    """
+    from mqttq.demo import DemoOptions, run_demo
+
+    options = DemoOptions(messages=messages, devices=devices, rate=rate, broker=broker, db=db)
+    raise typer.Exit(run_demo(options))
