@@ -55,24 +55,26 @@ local function unlink(id, q, s, u)
 end
 """
 
-# ARGV: P, mode, then 6 per job: id, queue, available_at, unique key ('' = none), attempts,
-# envelope. Returns the id stored (or the live id holding the unique key) per job, in order.
+# ARGV: P, mode, meta, envelope... where meta is a JSON array holding, per job, [id, queue,
+# available_at (a string), unique key ('' = none), attempts]: one argument instead of five per
+# job keeps a 10,000-job batch cheap to send. Returns the id stored (or the live id holding the
+# unique key) per job, in order.
 # mode 'new': an id that is already live fails the whole batch with {0, id}, nothing stored.
 # mode 'again' (a push repeated after a lost reply): live ids are kept as they are.
 PUSH = """
 local now = clock()
 local again = ARGV[2] == 'again'
+local meta = cjson.decode(ARGV[3])
 if not again then
-  for i = 3, #ARGV, 6 do
-    if redis.call('EXISTS', jk(ARGV[i])) == 1 then return {0, ARGV[i]} end
+  for j = 1, #meta do
+    if redis.call('EXISTS', jk(meta[j][1])) == 1 then return {0, meta[j][1]} end
   end
 end
 local out, ready, count = {}, {}, {}
 local uk = P .. 'unique'
-local j = 0
-for i = 3, #ARGV, 6 do
-  j = j + 1
-  local id, q, at, u = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+for j = 1, #meta do
+  local m = meta[j]
+  local id, q, u = m[1], m[2], m[4]
   local live = false
   if u ~= '' then
     local other = redis.call('HGET', uk, u)
@@ -84,9 +86,10 @@ for i = 3, #ARGV, 6 do
     out[j] = id
     local h = jk(id)
     if not again or redis.call('EXISTS', h) == 0 then
+      local at = tonumber(m[3])
       local s = 'r'
       if at > now then s = 'd' end
-      redis.call('HSET', h, 'b', ARGV[i + 5], 'a', ARGV[i + 4], 'q', q, 's', s, 't', ARGV[i + 2])
+      redis.call('HSET', h, 'b', ARGV[3 + j], 'a', m[5], 'q', q, 's', s, 't', m[3])
       if u ~= '' then
         redis.call('HSET', h, 'u', u)
         redis.call('HSET', uk, u, id)

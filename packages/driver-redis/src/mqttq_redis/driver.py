@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self, TypeVar
 
 import attrs
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -175,16 +176,13 @@ class RedisQueueDriver(QueueDriver):
             if job.id in seen:
                 raise DriverError(f"job id {job.id!r} appears twice in one push; nothing stored")
             seen.add(job.id)
-        args: list[Any] = []
-        for job in jobs:
-            args += (
-                job.id,
-                job.queue,
-                repr(job.available_at),
-                job.unique_key or "",
-                job.attempts,
-                encode_job(job),
-            )
+        meta = orjson.dumps(
+            [
+                [job.id, job.queue, repr(job.available_at), job.unique_key or "", job.attempts]
+                for job in jobs
+            ]
+        )
+        bodies = [encode_job(job) for job in jobs]
         script = self._scripts["push"]
         tries = 0
 
@@ -193,7 +191,7 @@ class RedisQueueDriver(QueueDriver):
             nonlocal tries
             tries += 1
             mode = "new" if tries == 1 else "again"
-            return await script(keys=[], args=[self.prefix, mode, *args])
+            return await script(keys=[], args=[self.prefix, mode, meta, *bodies])
 
         result = await self._do(attempt)
         if result and isinstance(result[0], int):
