@@ -83,6 +83,7 @@ class Store:
     def __init__(self, opts: SqliteOptions) -> None:
         self.opts = opts
         self._conn: sqlite3.Connection | None = None
+        self._watch: sqlite3.Connection | None = None  # change_mark() only
         self._queues: set[str] = set()  # queue names known to be in mqttq_queues
 
     # -- connection -----------------------------------------------------------------------------
@@ -93,10 +94,10 @@ class Store:
             raise SqliteQueueError(f"SQLite queue driver for {self.opts.path} is not open")
         return self._conn
 
-    def open(self) -> None:
+    def _connect(self) -> sqlite3.Connection:
         try:
             # timeout=0: busy waits are ours (see the module docstring)
-            conn = sqlite3.connect(
+            return sqlite3.connect(
                 self.opts.path,
                 timeout=0,
                 isolation_level=None,
@@ -105,10 +106,14 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise translate(exc, self.opts.path) from None
-        self._conn = conn
+
+    def open(self) -> None:
+        self._conn = self._connect()
         try:
             self._retrying(self._setup)
             self.write(lambda c: _schema.migrate(c, self.opts.path))
+            self._watch = self._connect()
+            self._retrying(lambda: self._watch_conn().execute("PRAGMA query_only = 1"))
         except BaseException:
             self.close()
             raise
@@ -129,10 +134,32 @@ class Store:
         _schema.check_version(_schema.schema_version(conn), self.opts.path)
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+        for conn in (self._conn, self._watch):
+            if conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+        self._conn = self._watch = None
+
+    def _watch_conn(self) -> sqlite3.Connection:
+        if self._watch is None:
+            raise SqliteQueueError(f"SQLite queue driver for {self.opts.path} is not open")
+        return self._watch
+
+    def change_mark(self) -> int | None:
+        """A number that changes whenever anyone commits, or ``None`` when it cannot tell.
+
+        The one call made on the event loop thread: ``PRAGMA data_version`` on a private
+        connection that never waits for a lock (busy timeout 0). It reads the WAL index in shared
+        memory and takes microseconds, where a hop to the database thread costs far more; idle
+        claims run it every few milliseconds.
+        """
+        watch = self._watch
+        if watch is None:
+            return None
+        try:
+            return int(watch.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None  # busy or broken: the caller looks on the database thread instead
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -242,10 +269,6 @@ class Store:
         return out
 
     # -- consuming ------------------------------------------------------------------------------
-
-    def data_version(self) -> int:
-        """Changes whenever another connection commits: a cheap test for new work."""
-        return int(self._retrying(lambda: self.conn.execute("PRAGMA data_version").fetchone()[0]))
 
     def probe(self, queues: Sequence[str]) -> tuple[bool, bool, float | None]:
         """Without locking: (a job is ready, a lease has expired, when the next one is due)."""
@@ -415,11 +438,16 @@ class Store:
                     (now,),
                 )
             }
-            reserved = dict(
-                conn.execute(
-                    "SELECT queue, count(*) FROM mqttq_jobs WHERE state = 1 GROUP BY queue"
-                ).fetchall()
-            )
+            # a reserved job whose lease ran out counts as ready: the next claim takes it
+            reserved = {
+                r[0]: r[1:]
+                for r in conn.execute(
+                    "SELECT queue, count(*), sum(lease_until <= ?1), "
+                    "min(CASE WHEN lease_until <= ?1 THEN available_at END) "
+                    "FROM mqttq_jobs WHERE state = 1 GROUP BY queue",
+                    (now,),
+                )
+            }
             failed = dict(
                 conn.execute(
                     "SELECT queue, count(*) FROM mqttq_failed WHERE failed_at >= ? GROUP BY queue",
@@ -429,24 +457,35 @@ class Store:
             out = {}
             for name in names:
                 total, ready, oldest = waiting.get(name, (0, 0, None))
+                leased, expired, oldest_expired = reserved.get(name, (0, 0, None))
+                if not ready:
+                    oldest = None
+                if expired:
+                    oldest = min(oldest_expired, oldest or oldest_expired)
                 out[name] = QueueStats(
-                    ready=ready,
+                    ready=ready + expired,
                     delayed=total - ready,
-                    reserved=reserved.get(name, 0),
+                    reserved=leased - expired,
                     failed=failed.get(name, 0),
-                    oldest_ready_age=now - oldest if ready else None,
+                    oldest_ready_age=None if oldest is None else now - oldest,
                 )
             return out
 
         return self.read(tx)
 
     def size(self, queue: str) -> int:
-        row = self._retrying(
-            lambda: self.conn.execute(
+        def tx(conn: sqlite3.Connection) -> int:
+            waiting = conn.execute(
                 "SELECT count(*) FROM mqttq_jobs WHERE state = 0 AND queue = ?", (queue,)
-            ).fetchone()
-        )
-        return int(row[0])
+            ).fetchone()[0]
+            expired = conn.execute(
+                "SELECT count(*) FROM mqttq_jobs WHERE state = 1 AND queue = ? "
+                "AND lease_until <= ?",
+                (queue, time.time()),
+            ).fetchone()[0]
+            return int(waiting + expired)
+
+        return self.read(tx)
 
     def get_job(self, job_id: str) -> JobRecord | None:
         failed = self.failed_get(job_id)
@@ -466,9 +505,10 @@ class Store:
         queue, state, available_at, lease_until, attempts, envelope = row
         job, problem = _decode(job_id, queue, attempts, envelope)
         error = None if problem is None else f"cannot decode job envelope: {problem}"
-        if state == 1:
+        now = time.time()
+        if state == 1 and lease_until > now:
             return JobRecord(job=job, state="reserved", lease_expires_at=lease_until, error=error)
-        waiting = "ready" if available_at <= time.time() else "delayed"
+        waiting = "ready" if available_at <= now else "delayed"
         return JobRecord(job=job, state=waiting, error=error)
 
     # -- failed registry ------------------------------------------------------------------------

@@ -14,7 +14,6 @@ and it wakes when the next delayed job or lease deadline of its queues falls due
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -32,8 +31,14 @@ from mqttq_sqlite.errors import SqliteQueueError
 
 T = TypeVar("T")
 
-#: (data_version, claimed jobs or None when nothing changed, next due time)
-_Poll = tuple[int, list[Job] | None, float | None]
+
+def _set_none(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+#: (claimed jobs, when the next job or lease of the queues falls due)
+_Poll = tuple[list[Job], float | None]
 
 
 class SqliteQueueDriver(QueueDriver):
@@ -57,20 +62,14 @@ class SqliteQueueDriver(QueueDriver):
         self.options: SqliteOptions = build_options(os.fspath(path), options)
         self._store = Store(self.options)
         self._thread: DbThread | None = None
-        self._wakeups: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        # this process's pushes wake its waiting claims: a counter plus the futures they sleep on
+        self._generation = 0
+        self._sleepers: set[asyncio.Future[None]] = set()
 
     @classmethod
     def from_url(cls, url: str, /, **options: Any) -> Self:
         opts = parse_url(url, options)
         return cls(opts.path, **attrs.asdict(opts, filter=lambda a, _: a.name != "path"))
-
-    @property
-    def _wakeup(self) -> asyncio.Event:
-        """Set by this process's pushes; one per event loop (an Event is bound to its loop)."""
-        loop = asyncio.get_running_loop()
-        if self._wakeups is None or self._wakeups[0] is not loop:
-            self._wakeups = (loop, asyncio.Event())
-        return self._wakeups[1]
 
     @property
     def path(self) -> str:
@@ -105,33 +104,48 @@ class SqliteQueueDriver(QueueDriver):
             raise SqliteQueueError(f"SQLite queue driver for {self.path} is not open")
         return await self._thread.call(fn)
 
+    def _wake(self) -> None:
+        self._generation += 1
+        for fut in self._sleepers:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _sleep(self, timeout: float, generation: int) -> None:
+        """Sleep up to ``timeout`` unless woken (cheaper than ``wait_for(event.wait())``)."""
+        if self._generation != generation:
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_later(timeout, _set_none, fut)
+        self._sleepers.add(fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+            self._sleepers.discard(fut)
+
     # -- producing ------------------------------------------------------------------------------
 
     async def push(self, jobs: Sequence[Job]) -> list[str]:
         if not jobs:
             return []
         ids = await self._call(partial(self._store.push, list(jobs)))
-        self._wakeup.set()
+        self._wake()
         return ids
 
     # -- consuming ------------------------------------------------------------------------------
 
-    def _poll(self, queues: list[str], n: int, lease: float, last_version: int | None) -> _Poll:
-        """On the db thread: claim if anything may have changed since ``last_version``."""
-        version = self._store.data_version()
-        if last_version is not None and version == last_version:
-            return version, None, None
+    def _poll(self, queues: list[str], n: int, lease: float) -> _Poll:
+        """On the db thread: a read-only look first, so idle pollers never take the write lock."""
         ready, expired, due = self._store.probe(queues)
         if not (ready or expired):
-            return version, [], due
-        return version, self._store.claim(queues, n, lease, reap=expired), due
+            return [], due
+        return self._store.claim(queues, n, lease, reap=expired), due
 
-    async def _poll_once(
-        self, queues: list[str], n: int, lease: float, last_version: int | None
-    ) -> _Poll:
+    async def _poll_once(self, queues: list[str], n: int, lease: float) -> _Poll:
         if self._thread is None:
             raise SqliteQueueError(f"SQLite queue driver for {self.path} is not open")
-        fut = self._thread.submit(partial(self._poll, queues, n, lease, last_version))
+        fut = self._thread.submit(partial(self._poll, queues, n, lease))
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -142,7 +156,7 @@ class SqliteQueueDriver(QueueDriver):
     def _release_orphans(self, fut: asyncio.Future[_Poll]) -> None:
         if fut.cancelled() or fut.exception() is not None or self._thread is None:
             return
-        jobs = fut.result()[1]
+        jobs = fut.result()[0]
         if jobs:
             self._thread.post(partial(self._store.release, [j.id for j in jobs]))
 
@@ -155,28 +169,28 @@ class SqliteQueueDriver(QueueDriver):
         poll_min, poll_max = self.options.poll_min, self.options.poll_max
         deadline = time.monotonic() + max(0.0, wait)
         interval = poll_min
-        version: int | None = None
         due: float | None = None
+        seen: int | None = None  # generation of our own wake-ups at the last look
+        mark: int | None = None  # change mark read just before the last look
         while True:
-            wakeup = self._wakeup
-            force = wakeup.is_set() or (due is not None and time.time() >= due)
-            wakeup.clear()
-            version, jobs, next_due = await self._poll_once(
-                names, n, lease, None if force else version
-            )
-            if jobs:
-                return jobs
-            if jobs is not None:  # looked, found nothing
-                due = next_due
+            now_mark = self._store.change_mark()
+            if (
+                seen != self._generation
+                or now_mark is None
+                or now_mark != mark
+                or (due is not None and time.time() >= due)
+            ):
+                seen, mark = self._generation, now_mark
+                jobs, due = await self._poll_once(names, n, lease)
+                if jobs:
+                    return jobs
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
             timeout = min(remaining, interval)
             if due is not None:
                 timeout = min(timeout, max(poll_min, due - time.time()))
-            if not wakeup.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wakeup.wait(), timeout)
+            await self._sleep(timeout, seen)
             interval = min(interval * 2, poll_max)
 
     async def ack(self, ids: Sequence[str]) -> None:
@@ -189,7 +203,7 @@ class SqliteQueueDriver(QueueDriver):
 
     async def retry(self, job: Job, *, delay: float, error: str) -> None:
         await self._call(partial(self._store.retry, job, max(0.0, delay), error))
-        self._wakeup.set()
+        self._wake()
 
     async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
         await self._call(partial(self._store.fail, job, error, traceback))
@@ -198,7 +212,7 @@ class SqliteQueueDriver(QueueDriver):
         if ids:
             released: int = await self._call(partial(self._store.release, list(ids)))
             if released:
-                self._wakeup.set()
+                self._wake()
 
     # -- inspecting -----------------------------------------------------------------------------
 
@@ -226,7 +240,7 @@ class SqliteQueueDriver(QueueDriver):
             return 0
         moved = await self._call(partial(self._store.failed_requeue, list(ids)))
         if moved:
-            self._wakeup.set()
+            self._wake()
         return moved
 
     async def failed_forget(self, ids: Sequence[str]) -> int:
