@@ -29,6 +29,8 @@ class SqliteOptions:
     poll_max: float = 0.01
     #: page cache per connection, in MiB
     cache_mb: int = 16
+    #: WAL pages before an automatic checkpoint; fewer, larger checkpoints cost less in total
+    wal_autocheckpoint: int = 10000
 
 
 def _positive(kind: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
@@ -58,6 +60,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "poll_min": _positive(float),
     "poll_max": _positive(float),
     "cache_mb": _positive(int),
+    "wal_autocheckpoint": _positive(int),
 }
 
 

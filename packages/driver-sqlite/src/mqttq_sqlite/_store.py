@@ -133,7 +133,9 @@ class Store:
         conn.execute(f"PRAGMA cache_size = {-1024 * self.opts.cache_mb}")
         conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA journal_size_limit = 67108864")  # trim the WAL after checkpoints
+        conn.execute(f"PRAGMA wal_autocheckpoint = {self.opts.wal_autocheckpoint}")
+        # after a checkpoint, trim a WAL grown by a huge transaction back to this size
+        conn.execute(f"PRAGMA journal_size_limit = {8192 * self.opts.wal_autocheckpoint}")
         _schema.check_version(_schema.schema_version(conn), self.opts.path)
 
     def close(self) -> None:
