@@ -102,9 +102,14 @@ def test_bad_urls_and_options_are_config_errors(
 
 
 async def test_wal_and_schema_version_are_recorded(db: Path, url: str) -> None:
-    async with SqliteQueueDriver.from_url(url, synchronous="full") as d:
+    async with SqliteQueueDriver.from_url(url, synchronous="full", wal_autocheckpoint=500) as d:
         await d.push([make_job("q")])
-        assert await d._call(lambda: d._store.conn.execute("PRAGMA synchronous").fetchone()) == (2,)
+
+        def pragma(name: str) -> object:
+            return d._store.conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+        assert await d._call(lambda: pragma("synchronous")) == 2  # FULL
+        assert await d._call(lambda: pragma("wal_autocheckpoint")) == 500
     assert _sql(db, "PRAGMA journal_mode") == [("wal",)]
     version = _sql(db, "SELECT value FROM mqttq_meta WHERE key = 'schema_version'")
     assert version == [(str(SCHEMA_VERSION),)]
