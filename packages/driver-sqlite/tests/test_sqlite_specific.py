@@ -342,3 +342,9 @@ async def test_an_expired_lease_is_reported_as_ready(driver: SqliteQueueDriver) 
     assert stats.oldest_ready_age is not None
     assert stats.oldest_ready_age >= 0.2
     assert await driver.size("q") == 2
+
+
+async def test_an_empty_unique_key_means_no_key(driver: SqliteQueueDriver) -> None:
+    jobs = [make_job("q", unique_key="") for _ in range(3)]
+    assert await driver.push(jobs) == [j.id for j in jobs]
+    assert await driver.size("q") == 3

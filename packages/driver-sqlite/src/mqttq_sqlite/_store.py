@@ -80,6 +80,18 @@ def _decode(job_id: str, queue: str, attempts: int, envelope: bytes) -> tuple[Jo
     return job, None
 
 
+def _row(job: Job) -> Row:
+    """The values of ``_INSERT`` (an empty unique key means none)."""
+    return (
+        job.id,
+        job.queue,
+        job.available_at,
+        job.attempts,
+        job.unique_key or None,
+        encode_job(job),
+    )
+
+
 class Store:
     """The queue, as plain blocking calls. Not thread-safe: one thread uses it."""
 
@@ -230,9 +242,7 @@ class Store:
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
             raise DriverError(f"a pushed batch repeats job id(s) {', '.join(dupes[:5])}")
-        rows = [
-            (j.id, j.queue, j.available_at, j.attempts, j.unique_key, encode_job(j)) for j in jobs
-        ]
+        rows = [_row(j) for j in jobs]
         queues = {j.queue for j in jobs}
         keyed = any(j.unique_key for j in jobs)
 
@@ -388,7 +398,7 @@ class Store:
 
     def retry(self, job: Job, delay: float, error: str) -> None:
         job = attrs.evolve(job, available_at=time.time() + delay, last_error=error)
-        row = (job.id, job.queue, job.available_at, job.attempts, job.unique_key, encode_job(job))
+        row = _row(job)
         upsert = (
             _INSERT + " ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, state = 0, "
             "available_at = excluded.available_at, lease_until = NULL, "
@@ -576,7 +586,7 @@ class Store:
                 key: str | None = None
                 with contextlib.suppress(PayloadError):
                     job = attrs.evolve(decode_job(envelope), attempts=0, available_at=now)
-                    envelope, key = encode_job(job), job.unique_key
+                    envelope, key = encode_job(job), job.unique_key or None
                 if (
                     key is not None
                     and conn.execute(

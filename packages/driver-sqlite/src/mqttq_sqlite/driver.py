@@ -6,9 +6,10 @@ readers never block, writers take turns (``BEGIN IMMEDIATE``, busy retries in ``
 claim is one ``UPDATE ... RETURNING`` statement, so no job is ever handed out twice.
 
 SQLite cannot block until work arrives, so ``claim(wait=...)`` polls adaptively: this process's own
-pushes wake it at once (an ``asyncio.Event``); other processes' commits are noticed by a cheap
-``PRAGMA data_version`` check, every ``poll_min`` seconds at first, backing off to ``poll_max``;
-and it wakes when the next delayed job or lease deadline of its queues falls due.
+pushes wake it at once; other processes' commits are noticed by ``Store.change_mark`` (``PRAGMA
+data_version``, microseconds, no thread hop), every ``poll_min`` seconds at first, backing off to
+``poll_max``; and it wakes when the next delayed job or lease deadline of its queues falls due.
+The claim query itself only runs when one of those says something may have changed.
 """
 
 from __future__ import annotations
