@@ -44,8 +44,9 @@ local function wake(q, k)
   local tokens = {}
   for i = 1, k do tokens[i] = '1' end
   local key = qk(q, 'wake')
-  redis.call('LPUSH', key, unpack(tokens))
-  redis.call('LTRIM', key, 0, WAKE_MAX - 1)
+  if redis.call('LPUSH', key, unpack(tokens)) > WAKE_MAX then
+    redis.call('LTRIM', key, 0, WAKE_MAX - 1)
+  end
 end
 local function unlink(id, q, s, u)
   if s == 'l' then redis.call('ZREM', qk(q, 'leased'), id)

@@ -153,6 +153,10 @@ class RedisQueueDriver(QueueDriver):
                 self._down_since = None
             return result
 
+    async def _cmd(self, *args: Any) -> Any:
+        """One plain command (typed alike across redis-py 5 to 8)."""
+        return await self.redis.execute_command(*args)  # type: ignore[no-untyped-call,unused-ignore]
+
     async def _run(self, name: str, args: Sequence[Any], **kw: Any) -> Any:
         script = self._scripts[name]
         argv = [self.prefix, *args]
@@ -229,7 +233,7 @@ class RedisQueueDriver(QueueDriver):
 
     async def _block(self, keys: list[str], seconds: float) -> None:
         async with asyncio.timeout(seconds + 5.0):
-            await self.redis.blpop(keys, timeout=round(seconds, 3))
+            await self._cmd("BLPOP", *keys, round(seconds, 3))
 
     async def ack(self, ids: Sequence[str]) -> None:
         for i in range(0, len(ids), _CHUNK):
@@ -319,7 +323,7 @@ class RedisQueueDriver(QueueDriver):
 
     async def failed_get(self, job_id: str) -> FailedJob | None:
         key = self._key("f", job_id)
-        fields = await self._do(lambda: self.redis.hmget(key, ["b", "a", "e", "tb", "at"]))
+        fields = await self._do(lambda: self._cmd("HMGET", key, "b", "a", "e", "tb", "at"))
         return None if fields[0] is None else self._failed(fields)
 
     async def failed_requeue(self, ids: Sequence[str]) -> int:
@@ -392,14 +396,14 @@ class RedisQueueDriver(QueueDriver):
 
     async def workers(self) -> list[WorkerInfo]:
         index = self._key("workers")
-        ids = sorted(_s(i) for i in await self._do(lambda: self.redis.smembers(index)))
+        ids = sorted(_s(i) for i in await self._do(lambda: self._cmd("SMEMBERS", index)))
         if not ids:
             return []
         keys = [self._key("w", i) for i in ids]
-        bodies = await self._do(lambda: self.redis.mget(keys))
+        bodies = await self._do(lambda: self._cmd("MGET", *keys))
         gone = [i for i, body in zip(ids, bodies, strict=True) if body is None]
         if gone:
-            await self._do(lambda: self.redis.srem(index, *gone))
+            await self._do(lambda: self._cmd("SREM", index, *gone))
         out = []
         for body in bodies:
             if body is None:
