@@ -1,4 +1,4 @@
-"""mqttq entry point for the SQLite queue driver. Import-light: aiosqlite loads only on use."""
+"""mqttq entry point for the SQLite queue driver. Import-light: the driver loads on first use."""
 
 from __future__ import annotations
 
