@@ -326,19 +326,18 @@ async def test_expired_lease_of_a_dead_process_is_reclaimed(
 
 async def test_an_expired_lease_is_reported_as_ready(driver: SqliteQueueDriver) -> None:
     """Before any claim reaps it, a job whose lease ran out already counts as ready."""
-    job = make_job("q")
-    await driver.push([job, make_job("q")])
-    [claimed] = await driver.claim(["q"], 1, lease=0.2)
-    stats = (await driver.stats())["q"]
-    assert (stats.ready, stats.reserved) == (1, 1)
+    held, expiring, waiting = make_job("q"), make_job("q"), make_job("q")
+    await driver.push([held, expiring, waiting])
+    assert [j.id for j in await driver.claim(["q"], 1, lease=60)] == [held.id]
+    assert [j.id for j in await driver.claim(["q"], 1, lease=0.2)] == [expiring.id]
 
     async def expired() -> bool:
-        rec = await driver.get_job(claimed.id)
+        rec = await driver.get_job(expiring.id)
         return rec is not None and rec.state == "ready"
 
     await eventually(expired, timeout=10, what="the lease to run out")
     stats = (await driver.stats())["q"]
-    assert (stats.ready, stats.reserved, stats.delayed) == (2, 0, 0)
+    assert (stats.ready, stats.reserved, stats.delayed) == (2, 1, 0)
     assert stats.oldest_ready_age is not None
     assert stats.oldest_ready_age >= 0.2
     assert await driver.size("q") == 2
