@@ -57,6 +57,12 @@ _V1 = (
     )""",
 )
 
+#: store one waiting job (state 0); the values of ``_store._row``
+INSERT_JOB = (
+    "INSERT INTO mqttq_jobs (id, queue, state, available_at, attempts, unique_key, envelope) "
+    "VALUES (?, ?, 0, ?, ?, ?, ?)"
+)
+
 #: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
 SCHEMA_VERSION = len(MIGRATIONS)
