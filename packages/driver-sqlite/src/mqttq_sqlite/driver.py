@@ -2,11 +2,11 @@
 
 Concurrency model: one ``sqlite3`` connection per driver, owned by one thread (``DbThread``); each
 operation is one function run there in one hop. Several processes share the file through WAL:
-readers never block, writers take turns (``BEGIN IMMEDIATE``, busy retries in ``Store``), and a
+readers never block, writers take turns (``BEGIN IMMEDIATE``, busy retries in ``_db``), and a
 claim is one ``UPDATE ... RETURNING`` statement, so no job is ever handed out twice.
 
 SQLite cannot block until work arrives, so ``claim(wait=...)`` polls adaptively: this process's own
-pushes wake it at once; other processes' commits are noticed by ``Store.change_mark`` (``PRAGMA
+pushes wake it at once; other processes' commits are noticed by ``Database.change_mark`` (``PRAGMA
 data_version``, microseconds, no thread hop), every ``poll_min`` seconds at first, backing off to
 ``poll_max``; and it wakes when the next delayed job or lease deadline of its queues falls due.
 The claim query itself only runs when one of those says something may have changed.
