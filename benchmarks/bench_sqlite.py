@@ -1,7 +1,7 @@
 """mqttq-sqlite vs huey's SqliteHuey vs the raw stdlib-sqlite3 ceiling, same run, same machine.
 
-    python benchmarks/bench_sqlite.py            # the full run (about 2-3 minutes)
-    python benchmarks/bench_sqlite.py --quick    # smaller counts, one repeat: a smoke run
+    python benchmarks/bench_sqlite.py            # the full run (about 2 minutes)
+    python benchmarks/bench_sqlite.py --quick    # smaller counts, one round: a smoke run
 
 Figures: (a) enqueue throughput, one job at a time and in one bulk call; (b) no-op processing
 throughput of one worker process draining a pre-filled queue; (c) enqueue-to-start latency
@@ -97,7 +97,6 @@ class Run:
 
     records: list[tuple[int, float, float]]
     exit_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def throughput(self) -> float:
         starts = [r[2] for r in self.records]
@@ -411,8 +410,8 @@ Producer = Callable[[int, float, int], None]
 
 
 def paced(push: Callable[[int], Any]) -> Producer:
-    """A producer calling ``push(i)`` on schedule (never bunching up to catch up: each push is
-    due at ``start + k / rate``, and the enqueue time is taken at the call)."""
+    """A producer calling ``push(i)`` on schedule: push ``k`` is due at ``start + k / rate`` (a
+    late producer catches up instead of drifting); the enqueue time is taken at the call."""
 
     def produce(n: int, per_second: float, offset: int) -> None:
         t0 = time.perf_counter()
@@ -455,8 +454,29 @@ class Settings:
     latency_warmup: int = 20
 
 
+@dataclass
+class Case:
+    """One throughput figure of one system (``variant``: a setting, e.g. a concurrency).
+
+    ``sample()`` makes one timed run on a fresh database file and returns jobs/s."""
+
+    metric: str
+    system: str
+    sample: Callable[[], float]
+    warmup: Callable[[], object] | None = None
+    variant: str = ""
+    rates: list[float] = field(default_factory=list)
+
+
+#: throughput metrics, in the order they run
+THROUGHPUT = ("enqueue_each", "enqueue_bulk", "enqueue_bulk_built", "process", "process_sync")
+
+
 class Bench:
-    """Runs every case, each on a fresh database file, and keeps the figures."""
+    """Runs every case, each on a fresh database file, and keeps the figures.
+
+    Throughput cases of one metric run round-robin (system A, B, C, then A, B, C again...), so
+    a disturbance from outside hits every system alike rather than one of them."""
 
     def __init__(self, s: Settings, tmp: Path) -> None:
         self.s = s
@@ -465,6 +485,8 @@ class Bench:
         self.values: dict[str, dict[str, float | None]] = {}
         self.details: dict[str, dict[str, Any]] = {}
         self.notes: dict[str, list[str]] = {}
+        self.best_concurrency: int | None = None
+        self.to_exit: dict[int, list[float]] = {}  # mqttq: jobs/s up to the worker's exit
 
     def fresh(self, label: str) -> Path:
         self._n += 1
@@ -475,62 +497,145 @@ class Bench:
         if detail:
             self.details.setdefault(metric, {})[system] = detail
         shown = c.fmt_value(value, "ms" if "latency" in metric else "")
-        print(f"  {metric:<28} {system:<14} {shown:>10}  {_brief(detail)}", flush=True)
+        print(f"  {metric:<20} {system:<13} {shown:>9}  {_brief(detail)}", flush=True)
 
-    def repeated(
-        self, metric: str, system: str, fn: Callable[[Path, int], float], **detail: Any
-    ) -> None:
-        """Warm up on a throwaway file, then ``repeat`` timed runs of ``fn(path, n) -> seconds``
-        on fresh files; the figure is the median rate (every run's rate is in the details)."""
+    def run(self) -> None:
+        systems = self.s.systems
+        cases: list[Case] = []
+        if "mqttq" in systems:
+            problem = mqttq_problem(self.tmp)
+            if problem:
+                print(f"mqttq-sqlite skipped: not usable yet ({problem})")
+                self.notes.setdefault("all", []).append(f"mqttq-sqlite not measured: {problem}")
+                systems = [x for x in systems if x != "mqttq"]
+        if "raw" in systems:
+            cases += self.raw_cases()
+        for name, durability in (("huey", "default"), ("huey-normal", "normal")):
+            if name in systems:
+                cases += self.huey_cases(durability)
+        if "mqttq" in systems:
+            cases += self.mqttq_cases()
+        self.run_throughput(cases)
+        c.banner(f"pickup latency, {self.s.latency_jobs:,} jobs at {self.s.rate:g}/s")
+        if "raw" in systems:
+            self.raw_latency()
+        for name, durability in (("huey", "default"), ("huey-normal", "normal")):
+            if name in systems:
+                self.huey_latency(durability)
+        if "mqttq" in systems:
+            self.mqttq_latency()
+
+    def run_throughput(self, cases: list[Case]) -> None:
         n = self.s.jobs
-        fn(self.fresh(f"{system}-{metric}-warmup"), min(self.s.warmup, n))
-        rates = [c.rate(n, fn(self.fresh(f"{system}-{metric}"), n)) for _ in range(self.s.repeat)]
-        self.put(metric, system, c.median(rates), runs=[round(r) for r in rates], **detail)
+        for metric in THROUGHPUT:
+            todo = [k for k in cases if k.metric == metric]
+            if not todo:
+                continue
+            c.banner(f"{metric}: {n:,} jobs, {self.s.repeat} round(s) over {len(todo)} case(s)")
+            for k in todo:
+                if k.warmup is not None:
+                    k.warmup()
+            for _ in range(self.s.repeat):
+                for k in todo:
+                    k.rates.append(k.sample())
+            for system in dict.fromkeys(k.system for k in todo):
+                mine = [k for k in todo if k.system == system]
+                best = max(mine, key=lambda k: c.median(k.rates))
+                detail: dict[str, Any] = {"runs": [round(r) for r in best.rates]}
+                if len(mine) > 1:
+                    detail["best"] = best.variant
+                    detail["sweep"] = {k.variant: round(c.median(k.rates)) for k in mine}
+                elif best.variant:
+                    detail["setting"] = best.variant
+                if system == MQTTQ and metric == "process":
+                    self.best_concurrency = conc = int(best.variant.removeprefix("c="))
+                    detail["to_exit"] = round(c.median(self.to_exit.get(conc, [])))
+                self.put(metric, system, c.median(best.rates), **detail)
 
-    # (a) enqueue ------------------------------------------------------------------------------
+    def timed(self, label: str, fn: Callable[[Path, int], float]) -> Case:
+        """``fn(path, n) -> seconds`` as a case sample, with a warm-up on a throwaway file."""
+        n = self.s.jobs
+        return Case(
+            metric="",
+            system="",
+            sample=lambda: c.rate(n, fn(self.fresh(label), n)),
+            warmup=lambda: fn(self.fresh(f"{label}-warmup"), min(self.s.warmup, n)),
+        )
 
-    def raw(self) -> None:
-        c.banner("raw sqlite3 (WAL, synchronous=NORMAL): the ceiling")
-        self.repeated("enqueue_each", RAW, raw_insert_each)
-        self.repeated("enqueue_bulk", RAW, raw_insert_batched)
-        self.repeated("enqueue_bulk_built", RAW, raw_insert_batched_built)
-        self.repeated("process", RAW, raw_claim_ack, claim=100)
-        db = self.fresh("raw-latency")
-        raw_connect(db).close()
-        cmd = c.python_cmd(__file__, "_raw-consumer", str(db), "0.001")
-        conn = raw_connect(db, create=False)
+    def case(self, metric: str, system: str, fn: Callable[[Path, int], float]) -> Case:
+        k = self.timed(f"{system}-{metric}", fn)
+        k.metric, k.system = metric, system
+        return k
 
-        def push(i: int) -> None:
-            conn.execute(RAW_INSERT, (QUEUE, time.time(), payload(i, time.time())))
+    # the systems --------------------------------------------------------------------------------
 
-        with contextlib.closing(conn):
-            run = self.latency_run(cmd, "raw", paced(push))
-        self.put_latency(RAW, run, poll="1 ms")
+    def raw_cases(self) -> list[Case]:
+        return [
+            self.case("enqueue_each", RAW, raw_insert_each),
+            self.case("enqueue_bulk", RAW, raw_insert_batched),
+            self.case("enqueue_bulk_built", RAW, raw_insert_batched_built),
+            self.case("process", RAW, raw_claim_ack),
+        ]
 
-    def huey(self, durability: str) -> None:
+    def huey_cases(self, durability: str) -> list[Case]:
         system = HUEY_NORMAL if durability == "normal" else HUEY
-        sync = "NORMAL (as mqttq-sqlite)" if durability == "normal" else "FULL: huey as shipped"
-        c.banner(f"huey SqliteHuey (synchronous={sync}), 1 consumer, 1 worker thread")
-        n = self.s.jobs
 
         def each(path: Path, n: int) -> float:
             return huey_enqueue_each(path, n, durability)
 
-        self.repeated("enqueue_each", system, each)
-        rates = []
-        for _ in range(max(1, self.s.repeat - 1)):
-            db = self.fresh(f"huey-{durability}-process")
-            huey_enqueue_each(db, n, durability)
+        def drain_once() -> float:
+            db = self.fresh(f"{system}-process")
+            huey_enqueue_each(db, self.s.jobs, durability)
             cmd = c.python_cmd(__file__, "_huey-consumer", str(db), durability)
-            run = drain(cmd, self.tmp, db.with_suffix(".out"), n, exits=False)
-            rates.append(run.throughput())
-        self.put("process", system, c.median(rates), runs=[round(r) for r in rates])
-        db = self.fresh(f"huey-{durability}-latency")
-        huey, task = make_huey(db, durability)
-        cmd = c.python_cmd(__file__, "_huey-consumer", str(db), durability)
-        run = self.latency_run(cmd, f"huey-{durability}", paced(lambda i: task(i, time.time())))
-        huey.storage.close()
-        self.put_latency(system, run, poll="huey default: 0.1 s, x1.15 while idle, max 10 s")
+            return drain(
+                cmd, self.tmp, db.with_suffix(".out"), self.s.jobs, exits=False
+            ).throughput()
+
+        return [
+            self.case("enqueue_each", system, each),
+            Case("process", system, drain_once, variant="1 worker thread"),
+        ]
+
+    def mqttq_cases(self) -> list[Case]:
+        def each(path: Path, n: int) -> float:
+            return asyncio.run(mqttq_enqueue_each(path, n))
+
+        def bulk(path: Path, n: int) -> float:
+            return asyncio.run(mqttq_bulk(path, n))
+
+        def drainer(job: str, conc: int) -> Callable[[], float]:
+            return lambda: self.mqttq_drain(job, conc).throughput()
+
+        most = max(self.s.concurrency)
+        return [
+            self.case("enqueue_each", MQTTQ, each),
+            self.case("enqueue_bulk", MQTTQ, bulk),
+            *(
+                Case("process", MQTTQ, drainer(JOB, k), variant=f"c={k}")
+                for k in self.s.concurrency
+            ),
+            Case("process_sync", MQTTQ, drainer(JOB_SYNC, most), variant=f"c={most}"),
+        ]
+
+    def mqttq_drain(self, job: str, concurrency: int) -> Run:
+        db = self.fresh(f"mqttq-process-c{concurrency}")
+        asyncio.run(mqttq_bulk(db, self.s.jobs, job))
+        config = db.with_suffix(".toml")
+        config.write_text(mqttq_toml(db, concurrency))
+        cmd = mqttq_worker_cmd(config, concurrency, burst=True)
+        run = drain(cmd, self.tmp, db.with_suffix(".out"), self.s.jobs, exits=True)
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            left = conn.execute("SELECT count(*) FROM mqttq_jobs").fetchone()[0]
+        if left:
+            raise RuntimeError(f"{left} jobs still in the queue after the burst worker exited")
+        if run.exit_at is not None:  # first job to the worker reaching exit, last acks included
+            first = min(r[2] for r in run.records)
+            rate = c.rate(len(run.records), run.exit_at - first)
+            if job == JOB:
+                self.to_exit.setdefault(concurrency, []).append(rate)
+        return run
+
+    # latency ------------------------------------------------------------------------------------
 
     def latency_run(self, cmd: list[str], label: str, produce: Producer) -> Run:
         """Start a worker, let it run a few warm-up jobs, leave it idle for a moment, then push
@@ -555,81 +660,42 @@ class Bench:
             mean=round(sum(lat) / len(lat), 2),
         )
 
-    def mqttq(self) -> None:
-        c.banner("mqttq-sqlite (WAL, synchronous=NORMAL), `mqttq worker` processes")
-        problem = mqttq_problem(self.tmp)
-        if problem:
-            print(f"  skipped: mqttq-sqlite is not usable yet ({problem})")
-            self.notes.setdefault("all", []).append(f"mqttq-sqlite not measured: {problem}")
-            return
-        n = self.s.jobs
+    def raw_latency(self) -> None:
+        db = self.fresh("raw-latency")
+        raw_connect(db).close()
+        cmd = c.python_cmd(__file__, "_raw-consumer", str(db), "0.001")
+        conn = raw_connect(db, create=False)
 
-        def each(path: Path, n: int) -> float:
-            return asyncio.run(mqttq_enqueue_each(path, n))
+        def push(i: int) -> None:
+            conn.execute(RAW_INSERT, (QUEUE, time.time(), payload(i, time.time())))
 
-        def bulk(path: Path, n: int) -> float:
-            return asyncio.run(mqttq_bulk(path, n))
+        with contextlib.closing(conn):
+            run = self.latency_run(cmd, "raw", paced(push))
+        self.put_latency(RAW, run, poll="1 ms")
 
-        self.repeated("enqueue_each", MQTTQ, each)
-        self.repeated("enqueue_bulk", MQTTQ, bulk)
+    def huey_latency(self, durability: str) -> None:
+        system = HUEY_NORMAL if durability == "normal" else HUEY
+        db = self.fresh(f"{system}-latency")
+        huey, task = make_huey(db, durability)
+        cmd = c.python_cmd(__file__, "_huey-consumer", str(db), durability)
+        run = self.latency_run(cmd, system, paced(lambda i: task(i, time.time())))
+        huey.storage.close()
+        self.put_latency(system, run, poll="0.1 s, x1.15 while idle")
 
-        best: tuple[float, int] = (0.0, self.s.concurrency[0])
-        by_concurrency: dict[int, Any] = {}
-        for conc in self.s.concurrency:
-            rates, e2e = [], []
-            for _ in range(max(1, self.s.repeat - 1)):
-                run = self.mqttq_drain(JOB, conc)
-                rates.append(run.throughput())
-                first = min(r[2] for r in run.records)
-                if run.exit_at:
-                    e2e.append(c.rate(n, run.exit_at - first))
-            rate = c.median(rates)
-            by_concurrency[conc] = {
-                "jobs/s": round(rate),
-                "runs": [round(r) for r in rates],
-                "to exit": round(c.median(e2e)) if e2e else None,
-            }
-            print(f"    concurrency {conc:>4}: {rate:,.0f} jobs/s  {by_concurrency[conc]}")
-            best = max(best, (rate, conc))
-        rate, conc = best
-        self.put(
-            "process",
-            MQTTQ,
-            rate,
-            concurrency=conc,
-            to_exit=by_concurrency[conc]["to exit"],
-            sweep={k: v["jobs/s"] for k, v in by_concurrency.items()},
-        )
-        self.best_concurrency = conc
-        run = self.mqttq_drain(JOB_SYNC, conc)
-        self.put("process_sync", MQTTQ, run.throughput(), concurrency=conc)
-
+    def mqttq_latency(self) -> None:
+        conc = self.best_concurrency or max(self.s.concurrency)
         db = self.fresh("mqttq-latency")
         config = self.tmp / "mqttq-latency.toml"
         config.write_text(mqttq_toml(db, conc))
         cmd = mqttq_worker_cmd(config, conc, burst=False)
-
         run = self.latency_run(cmd, "mqttq", mqttq_paced(db))
         self.put_latency(MQTTQ, run, concurrency=conc)
-
-    def mqttq_drain(self, job: str, concurrency: int) -> Run:
-        db = self.fresh(f"mqttq-process-c{concurrency}")
-        asyncio.run(mqttq_bulk(db, self.s.jobs, job))
-        config = db.with_suffix(".toml")
-        config.write_text(mqttq_toml(db, concurrency))
-        cmd = mqttq_worker_cmd(config, concurrency, burst=True)
-        run = drain(cmd, self.tmp, db.with_suffix(".out"), self.s.jobs, exits=True)
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            left = conn.execute("SELECT count(*) FROM mqttq_jobs").fetchone()[0]
-        if left:
-            raise RuntimeError(f"{left} jobs still in the queue after the burst worker exited")
-        return run
 
     # report -------------------------------------------------------------------------------------
 
     def metrics(self) -> list[c.Metric]:
         s, v = self.s, self.values
-        conc = getattr(self, "best_concurrency", None)
+        conc = self.best_concurrency
 
         def metric(key: str, label: str, unit: str, **kw: Any) -> c.Metric:
             kw.setdefault("values", {k: v.get(key, {}).get(k) for k, _ in SYSTEMS})
@@ -745,6 +811,9 @@ def parse_args(argv: list[str]) -> Settings:
     )
     p.add_argument("--quick", action="store_true", help="small counts, one repeat (smoke run)")
     a = p.parse_args(argv)
+    unknown = set(a.only.split(",")) - {"raw", "huey", "huey-normal", "mqttq"}
+    if unknown:
+        p.error(f"--only: unknown system(s) {', '.join(sorted(unknown))}")
     s = Settings(
         jobs=a.jobs,
         latency_jobs=a.latency_jobs,
@@ -780,14 +849,7 @@ def main(argv: list[str]) -> int:
         bench = Bench(s, tmp)
         if busy:
             bench.notes.setdefault("all", []).append(f"at start, {busy}")
-        steps = {
-            "raw": bench.raw,
-            "huey": lambda: bench.huey("default"),
-            "huey-normal": lambda: bench.huey("normal"),
-            "mqttq": bench.mqttq,
-        }
-        for name in s.systems:
-            steps[name]()
+        bench.run()
         metrics = bench.metrics()
     c.banner(f"mqttq-sqlite vs huey SqliteHuey vs raw sqlite3 ({time.time() - started:.0f} s)")
     print(c.metrics_table(metrics, SYSTEMS))
