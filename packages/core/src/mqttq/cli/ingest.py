@@ -21,9 +21,7 @@ def _prepare(state: State) -> None:
     if state.owns_logging and not state.debug:
         logging.getLogger("mqttq").setLevel(logging.INFO)
     if not state.config().routes:
-        raise CliError(
-            "no [[routes]] configured: nothing to listen to (see `mqttq config init`)"
-        )
+        raise CliError("no [[routes]] configured: nothing to listen to (see `mqttq config init`)")
 
 
 def listen(ctx: typer.Context) -> None:
@@ -64,7 +62,9 @@ def run(
     state = get_state(ctx)
     _prepare(state)
     asyncio.run(
-        serve(state.app(), worker=True, queues=queues or None, concurrency=concurrency, runner=runner)
+        serve(
+            state.app(), worker=True, queues=queues or None, concurrency=concurrency, runner=runner
+        )
     )
 
 

@@ -232,7 +232,7 @@ class MqttTransport(Transport):
             password=cfg.password if cfg.password is not None else self.endpoint.password,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
             clean_session=None if v5 else not persistent,
-            clean_start=not persistent,
+            clean_start=not persistent if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
             keepalive=cfg.keepalive,
             properties=props,
             tls_params=tls,
@@ -257,7 +257,10 @@ class MqttTransport(Transport):
             if name in _FATAL_REASONS or exc.rc in _FATAL_V311:
                 raise _Refused(reason) from None
             raise TransportError(reason) from None
-        except (aiomqtt.MqttError, OSError, ValueError) as exc:
+        except ValueError as exc:  # an option paho refuses: retrying cannot help
+            client.force_close()
+            raise _Refused(f"cannot connect to the MQTT broker at {self.endpoint}: {exc}") from None
+        except (aiomqtt.MqttError, OSError) as exc:
             client.force_close()
             raise TransportError(
                 f"cannot reach the MQTT broker at {self.endpoint} ({exc or type(exc).__name__})"
