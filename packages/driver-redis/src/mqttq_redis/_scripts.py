@@ -151,27 +151,30 @@ for k = 5, #ARGV do
     chunked('ZREM', dk, ids)
     chunked('RPUSH', rk, ids)
   end
-  local ids = redis.call('LPOP', rk, n - got)
+  local want = n - got
+  local ids = redis.call('LPOP', rk, want)
   if ids then
     local deadline = now + lease
     local leased = {}
     for _, id in ipairs(ids) do
       local h = jk(id)
-      if redis.call('HGET', h, 's') == 'r' then
-        redis.call('HSET', h, 's', 'l')
-        local a = redis.call('HINCRBY', h, 'a', 1)
+      local f = redis.call('HMGET', h, 's', 'a', 'b')
+      if f[1] == 'r' then
+        local a = (tonumber(f[2]) or 0) + 1
+        redis.call('HSET', h, 's', 'l', 'a', a)
         -- 1 us apart: expired leases then come back in claim order, not in id order
         leased[#leased + 1] = deadline + got / 1000000
         leased[#leased + 1] = id
         out[#out + 1] = id
-        out[#out + 1] = redis.call('HGET', h, 'b')
+        out[#out + 1] = f[3]
         out[#out + 1] = a
         got = got + 1
       end
     end
     if #leased > 0 then chunked('ZADD', lk, leased) end
   end
-  if redis.call('LLEN', rk) == 0 and redis.call('ZCARD', dk) == 0 then
+  -- the list ran dry: drop stale wake-up tokens (unless delayed jobs may need a waiter's recheck)
+  if (not ids or #ids < want) and redis.call('ZCARD', dk) == 0 then
     redis.call('DEL', qk(q, 'wake'))
   end
 end
