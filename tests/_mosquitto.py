@@ -1,8 +1,8 @@
 """A private Mosquitto for the ingest tests: its own port, config and persistence in a temp dir.
 
 Never the broker on port 1883. Persistence is on, so sessions and queued messages survive a
-restart (``stop()`` then ``start()`` on the same port). Import the fixture into a test module:
-``from _mosquitto import mosquitto  # noqa: F401``.
+restart (``stop()`` then ``start()`` on the same port). A test module loads the fixture with
+``pytest_plugins = ["_mosquitto"]`` (PYTEST_DONT_REWRITE: it is imported as a helper too).
 """
 
 from __future__ import annotations

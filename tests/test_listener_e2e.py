@@ -10,7 +10,7 @@ from typing import Any
 import ingest_jobs
 import orjson
 import pytest
-from _mosquitto import Mosquitto, mosquitto, until  # noqa: F401
+from _mosquitto import Mosquitto, until
 
 from mqttq import App
 from mqttq.config import MqttConfig, structure
@@ -27,6 +27,8 @@ ROUTES = [
     {"topic": "sites/{site}/{device_id}/status", "job": "ingest_jobs:status", "payload": "text"},
     {"topic": "raw/#", "job": "ingest_jobs:raw", "payload": "bytes", "queue": "raw"},
 ]
+
+pytest_plugins = ["_mosquitto"]
 
 
 def make_app(broker: Mosquitto, tmp_path: Path, routes: list[dict[str, Any]], **mqtt: Any) -> App:
@@ -115,7 +117,11 @@ async def test_a_message_matching_several_routes_makes_one_job_per_route(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     routes = [
-        {"topic": "sites/{site}/{device_id}/status", "job": "ingest_jobs:status", "payload": "text"},
+        {
+            "topic": "sites/{site}/{device_id}/status",
+            "job": "ingest_jobs:status",
+            "payload": "text",
+        },
         {"topic": "sites/#", "job": "ingest_jobs:raw", "payload": "bytes"},
         {"topic": "other/#", "job": "ingest_jobs:raw"},
     ]

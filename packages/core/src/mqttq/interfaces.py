@@ -264,7 +264,8 @@ class Transport(abc.ABC):
       it safe. Acks of deliveries from an earlier connection are dropped: the broker redelivers
       those messages instead.
     * **Backpressure**: at most ``mqtt.inflight`` deliveries are out (received and not acked); at
-      that limit the transport stops reading from the network until acks free room.
+      that limit the transport stops reading from the network until acks free room (except
+      while it waits for the broker's answer to its own SUBSCRIBE or PUBLISH).
     """
 
     schemes: ClassVar[tuple[str, ...]] = ()

@@ -10,6 +10,8 @@
 * **Stop reading.** aiomqtt reads the socket whenever it is readable and queues every message.
   We install our own reader so the transport can pause it (backpressure: the broker then holds
   the messages) and we hand each message straight to the transport, skipping aiomqtt's queue.
+  While we wait for a SUBACK or PUBACK the reader runs even if paused, or a full window would
+  deadlock (a resumed session floods us with messages right after CONNACK).
 * **Publish returning the packet id**, and knowing whether the broker kept our session.
 
 These touch private names of aiomqtt 2.x (pinned ``<3``); a new major must be re-checked here.
@@ -18,8 +20,9 @@ These touch private names of aiomqtt 2.x (pinned ``<3``); a new major must be re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiomqtt
@@ -38,7 +41,10 @@ class PahoClient(aiomqtt.Client):
         super().__init__(*args, **kwargs)
         self._sink = sink
         self._paused = False
+        self._holds = 0
+        self._reading = False
         self._reader: tuple[int, Callable[[], None]] | None = None
+        self.pending_calls_threshold = 1 << 30  # aiomqtt warns past 10 concurrent publishes
         self.session_present = False
         self.manual_ack = manual_ack
         client = self._client
@@ -77,7 +83,10 @@ class PahoClient(aiomqtt.Client):
             raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
         if not info.is_published():
             confirmation = asyncio.Event()
-            with self._pending_call(info.mid, confirmation, self._pending_publishes):
+            with (
+                self._pending_call(info.mid, confirmation, self._pending_publishes),
+                self.reading_held(),
+            ):
                 await self._wait_for(confirmation.wait(), timeout=timeout)
         return info.mid
 
@@ -104,18 +113,40 @@ class PahoClient(aiomqtt.Client):
     # -- reading ----------------------------------------------------------------------------------
 
     def pause_reading(self) -> None:
-        if not self._paused:
-            self._paused = True
-            if self._reader is not None:
-                self._loop.remove_reader(self._reader[0])
+        self._paused = True
+        self._sync_reader()
 
     def resume_reading(self) -> None:
         if self._paused:
             self._paused = False
-            if self._reader is not None:
-                fd, callback = self._reader
-                self._loop.add_reader(fd, callback)
-                self._loop.call_soon(callback)  # TLS may hold decrypted bytes the fd won't signal
+            self._sync_reader()
+
+    @contextlib.contextmanager
+    def reading_held(self) -> Iterator[None]:
+        """Read even while paused, for the duration of a control exchange (SUBACK, PUBACK):
+        a full window must not keep the answer we wait for unread."""
+        self._holds += 1
+        self._sync_reader()
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            self._sync_reader()
+
+    def _may_read(self) -> bool:
+        return not self._paused or self._holds > 0
+
+    def _sync_reader(self) -> None:
+        if self._reader is None:
+            return
+        fd, callback = self._reader
+        if self._may_read() and not self._reading:
+            self._reading = True
+            self._loop.add_reader(fd, callback)
+            self._loop.call_soon(callback)  # TLS may hold decrypted bytes the fd won't signal
+        elif not self._may_read() and self._reading:
+            self._reading = False
+            self._loop.remove_reader(fd)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._sink(message)
@@ -137,7 +168,7 @@ class PahoClient(aiomqtt.Client):
 
         def on_readable() -> None:
             try:
-                while not self._paused:
+                while self._may_read():
                     client.loop_read()
                     pending = getattr(client._sock, "pending", None)
                     if pending is None or pending() <= 0:
@@ -148,12 +179,13 @@ class PahoClient(aiomqtt.Client):
 
         def start() -> None:  # paho calls us from the executor thread that connects
             self._reader = (fd, on_readable)
-            if not self._paused:
-                self._loop.add_reader(fd, on_readable)
+            self._reading = False
+            self._sync_reader()
             self._misc_task = self._loop.create_task(self._misc_loop())
 
         self._loop.call_soon_threadsafe(start)
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._reader = None
+        self._reading = False
         super()._on_socket_close(client, userdata, sock)

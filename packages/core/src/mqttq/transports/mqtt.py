@@ -388,9 +388,10 @@ class MqttTransport(Transport):
         self, client: PahoClient, subs: Sequence[Subscription], props: Properties | None
     ) -> None:
         try:
-            codes = await client.subscribe(
-                [(s.filter, s.qos) for s in subs], properties=props, timeout=self.timeout
-            )
+            with client.reading_held():
+                codes = await client.subscribe(
+                    [(s.filter, s.qos) for s in subs], properties=props, timeout=self.timeout
+                )
         except (aiomqtt.MqttError, ValueError) as exc:
             raise TransportError(f"subscribing at {self.endpoint} failed: {exc}") from None
         for sub, code in zip(subs, codes, strict=False):
