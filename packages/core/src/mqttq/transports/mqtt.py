@@ -170,8 +170,9 @@ class MqttTransport(Transport):
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._reading = True
-        #: successful connections so far (the first one included)
+        #: successful connections so far (the first one included), and failed attempts
         self.connections = 0
+        self.failed_attempts = 0
 
     @classmethod
     def from_config(cls, config: MqttConfig, /, **options: Any) -> Self:
@@ -276,6 +277,7 @@ class MqttTransport(Transport):
             try:
                 client = await self._connect_once(generation)
             except TransportError as exc:
+                self.failed_attempts += 1
                 if not ready.done() and (isinstance(exc, _Refused) or not retry):
                     ready.set_exception(exc)
                     return
