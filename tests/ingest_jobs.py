@@ -13,6 +13,8 @@ import orjson
 from mqttq import Message
 
 RUNS: list[dict[str, Any]] = []
+#: ordered ("start" | "done" | "ack", payload) events of the sync-mode tests
+EVENTS: list[tuple[str, Any]] = []
 _lock = threading.Lock()
 #: sync-mode tests hold a job here until they release it
 GATE: dict[str, asyncio.Event] = {}
@@ -51,10 +53,12 @@ def raw(message: Message) -> None:
 
 async def gated(device_id: str, message: Message) -> None:
     """Waits for ``GATE[device_id]`` when present, then records."""
+    EVENTS.append(("start", message.payload))
     gate = GATE.get(device_id)
     if gate is not None:
         await gate.wait()
     _record("gated", message, device_id=device_id)
+    EVENTS.append(("done", message.payload))
 
 
 def flaky(device_id: str, message: Message) -> None:

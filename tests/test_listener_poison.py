@@ -1,0 +1,113 @@
+"""Poison input is recorded once in the failed registry, acked, and the listener keeps going."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ingest_jobs
+import orjson
+from _mosquitto import Mosquitto, until
+
+from mqttq import App, load_config
+from mqttq.config import MqttConfig
+from mqttq.listener import Listener, serve
+from mqttq.transports.mqtt import MqttTransport
+
+pytest_plugins = ["_mosquitto"]
+
+MQTTQ = str(Path(sys.executable).with_name("mqttq"))
+
+BAD = {
+    100: ("p/d1/json", b"{bad json", "bad JSON on json route"),
+    300: ("p/d3/json", b"x" * 1_048_576, "payload of 1048576 bytes exceeds mqtt.max_payload"),
+    500: ("p/d5/text", b"\xff\xfe\xfd", "payload is not UTF-8 on a text route"),
+    700: ("p/d7/json", b"[1, 2,", "bad JSON on json route"),
+}
+
+
+def good(i: int) -> tuple[str, bytes]:
+    if i % 2:
+        return f"p/d{i % 9}/text", f"t{i}".encode()
+    return f"p/d{i % 9}/json", orjson.dumps({"i": i})
+
+
+async def test_poison_goes_to_the_failed_registry_once_and_the_listener_goes_on(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    ingest_jobs.RUNS.clear()
+    path = tmp_path / "mqttq.toml"
+    path.write_text(
+        f"""
+[mqtt]
+url = "{mosquitto.url}"
+client_id = "poison"
+max_payload = 262144
+
+[queue]
+url = "sqlite:///{tmp_path / "queue.db"}"
+
+[worker]
+concurrency = 8
+lease = 10
+
+[[routes]]
+topic = "p/{{device_id}}/json"
+job = "ingest_jobs:temperature"
+queue = "pj"
+
+[[routes]]
+topic = "p/{{device_id}}/text"
+job = "ingest_jobs:temperature"
+queue = "pt"
+payload = "text"
+"""
+    )
+    app = App(load_config(path))
+    listener = Listener(app)
+    service = asyncio.create_task(serve(app, listener=listener, install_signals=False))
+    await until(listener.running.is_set, 20, "the listener")
+    messages = []
+    for i in range(1000):
+        if i in BAD:
+            messages.append(BAD[i][:2])
+        messages.append(good(i))
+    async with MqttTransport(MqttConfig(url=mosquitto.url, client_id="poison-pub")) as pub:
+        for start in range(0, len(messages), 100):
+            await asyncio.gather(*(pub.publish(t, p) for t, p in messages[start : start + 100]))
+        await until(lambda: len(ingest_jobs.RUNS) >= 1000, 60, "the good jobs")
+        assert listener.stats.poison == len(BAD)
+        await pub.publish("p/d0/json", b'{"i": "after"}')  # still listening
+        await until(lambda: len(ingest_jobs.RUNS) == 1001, 30, "a job after the poison")
+    listener.stop()
+    stats = await asyncio.wait_for(service, 30)
+    assert (stats.received, stats.enqueued, stats.poison) == (1005, 1001, 4)
+
+    got = sorted(str(r["payload"]) for r in ingest_jobs.RUNS)
+    samples = [good(i) for i in range(1000)]
+    want = [str(orjson.loads(p)) if "json" in t else p.decode() for t, p in samples]
+    want = sorted([*want, "{'i': 'after'}"])
+    assert got == want
+
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [MQTTQ, "--config", str(path), "failed", "list", "--json"],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    failed = json.loads(result.stdout)
+    assert len(failed) == len(BAD)
+    errors = sorted(entry["error"] for entry in failed)
+    for topic, _, reason in BAD.values():
+        matching = [e for e in errors if reason in e and f"(topic {topic})" in e]
+        assert len(matching) == 1, (reason, errors)
+    assert all(e.startswith("poison: ") for e in errors)
+    assert {entry["job"] for entry in failed} == {"ingest_jobs:temperature"}
