@@ -353,6 +353,7 @@ class MqttTransport(Transport):
         if client is not None and not client.is_disconnected:
             try:
                 async with asyncio.timeout(self.timeout):
+                    await self._flush(client)
                     await client.__aexit__(None, None, None)
             except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
                 log.debug("unclean disconnect: %s", exc)
@@ -362,6 +363,16 @@ class MqttTransport(Transport):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _flush(self, client: PahoClient) -> None:
+        """A round trip the broker answers only after handling every packet we sent before it.
+
+        Closing a socket that still holds unread data (messages the broker sent while we had
+        stopped reading) makes the kernel send a reset, and the broker may then drop our last
+        acks unread. Once this unsubscribe (from a filter we never used) is answered, they are in.
+        """
+        with client.reading_held():
+            await client.unsubscribe(f"mqttq/flush/{uuid.uuid4().hex}", timeout=self.timeout)
 
     # -- subscriptions ----------------------------------------------------------------------------
 
