@@ -58,8 +58,8 @@ end
 
 # ARGV: P, mode, meta, envelope... where meta is a JSON array holding, per job, [id, queue,
 # available_at (a string), unique key ('' = none), attempts]: one argument instead of five per
-# job keeps a 10,000-job batch cheap to send. Returns the id stored (or the live id holding the
-# unique key) per job, in order.
+# job keeps a 10,000-job batch cheap to send. Returns {1, index, live id, ...}: the jobs whose
+# unique key is held by a live job (that job's id stands in for theirs); all others are stored.
 # mode 'new': an id that is already live fails the whole batch with {0, id}, nothing stored.
 # mode 'again' (a push repeated after a lost reply): live ids are kept as they are.
 PUSH = """
@@ -71,7 +71,7 @@ if not again then
     if redis.call('EXISTS', jk(meta[j][1])) == 1 then return {0, meta[j][1]} end
   end
 end
-local out, ready, count = {}, {}, {}
+local out, ready, count = {1}, {}, {}
 local uk = P .. 'unique'
 for j = 1, #meta do
   local m = meta[j]
@@ -82,9 +82,11 @@ for j = 1, #meta do
     if other and redis.call('EXISTS', jk(other)) == 1 then live = other end
   end
   if live then
-    out[j] = live
+    if live ~= id then
+      out[#out + 1] = j - 1
+      out[#out + 1] = live
+    end
   else
-    out[j] = id
     local h = jk(id)
     if not again or redis.call('EXISTS', h) == 0 then
       local at = tonumber(m[3])

@@ -198,9 +198,12 @@ class RedisQueueDriver(QueueDriver):
             return await script(keys=[], args=[self.prefix, mode, meta, *bodies])
 
         result = await self._do(attempt)
-        if result and isinstance(result[0], int):
+        if result[0] == 0:
             raise DriverError(f"job id {_s(result[1])!r} is already queued; nothing was pushed")
-        return [_s(i) for i in result]
+        ids = [job.id for job in jobs]
+        for k in range(1, len(result), 2):  # unique keys held by live jobs: their ids instead
+            ids[int(result[k])] = _s(result[k + 1])
+        return ids
 
     # -- consuming ----------------------------------------------------------------------------
 
