@@ -14,6 +14,10 @@ import pytest
 
 REDIS_SERVER = os.environ.get("MQTTQ_REDIS_SERVER", "/usr/bin/redis-server")
 ACL_USER, ACL_PASSWORD, ACL_PREFIX = "app1", "s3cret-pw", "acl1:"
+#: the least-privilege rule the README documents: the driver's commands, its prefix only
+LEAST_USER, LEAST_PASSWORD, LEAST_PREFIX = "app2", "least-pw", "least:"
+LEAST_RULE = ["-@all", "+@read", "+@write", "+@scripting", "+@connection", "+@transaction",
+              "+time", "-@dangerous"]  # fmt: skip
 
 
 def free_port() -> int:
@@ -88,6 +92,7 @@ class RedisServer:
             "--logfile", str(self.workdir / "redis.log"),
             # an ACL user that may only touch keys under its own prefix
             "--user", ACL_USER, "on", f">{ACL_PASSWORD}", f"~{ACL_PREFIX}*", "+@all",
+            "--user", LEAST_USER, "on", f">{LEAST_PASSWORD}", f"~{LEAST_PREFIX}*", *LEAST_RULE,
             "--user", "default", "on", "nopass", "~*", "&*", "+@all",
         ]  # fmt: skip
         if self.tls is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from redis_server_support import LEAST_PASSWORD, LEAST_PREFIX, LEAST_USER, RedisServer
 
 from mqttq.interfaces import QueueDriver
 from mqttq.testing import DriverFactory, QueueDriverSuite
@@ -37,6 +38,15 @@ class TestRedisQueueDriver(QueueDriverSuite):
         yield make
         for d in made:
             await d.aclose()
+
+
+class TestRedisQueueDriverLeastPrivilege(TestRedisQueueDriver):
+    """The whole suite again, as a Redis user limited to the README's ACL rule and one prefix."""
+
+    @pytest.fixture
+    def redis_url(self, redis_server: RedisServer, prefix: str) -> str:
+        auth = f"{LEAST_USER}:{LEAST_PASSWORD}@127.0.0.1:{redis_server.port}"
+        return f"redis://{auth}/0?prefix={LEAST_PREFIX}{prefix}"
 
 
 class TestPluginPackage(PluginPackageSuite):
