@@ -75,6 +75,10 @@ class RedisServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
+    def socket(self) -> Path:
+        return self.workdir / "redis.sock"
+
+    @property
     def url(self) -> str:
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://127.0.0.1:{self.port}/0"
@@ -89,6 +93,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "always",
             "--daemonize", "no",
+            "--unixsocket", str(self.socket), "--unixsocketperm", "700",
             "--logfile", str(self.workdir / "redis.log"),
             # an ACL user that may only touch keys under its own prefix
             "--user", ACL_USER, "on", f">{ACL_PASSWORD}", f"~{ACL_PREFIX}*", "+@all",

@@ -81,6 +81,12 @@ async def test_unreachable_redis_is_driver_unavailable_with_a_readable_message()
     assert info.value.__suppress_context__
 
 
+async def test_an_option_redis_py_refuses_is_a_driver_error(redis_server: RedisServer) -> None:
+    driver = RedisQueueDriver.from_url(f"{redis_server.url}?no_such_option=1")
+    with pytest.raises(DriverError, match="no_such_option"):
+        await driver.open()
+
+
 async def test_operations_give_up_after_retry_for(own_server: RedisServer) -> None:
     """Once open, a vanished Redis is retried for ``retry_for`` seconds, then DriverUnavailable."""
     async with RedisQueueDriver.from_url(own_server.url, retry_for=0.3) as driver:
@@ -109,6 +115,15 @@ async def test_acl_user_limited_to_its_prefix(redis_server: RedisServer) -> None
         await RedisQueueDriver.from_url(wrong).open()
     assert not isinstance(auth.value, DriverUnavailable)
     assert "wrong" not in str(auth.value)
+
+
+async def test_unix_socket_url(redis_server: RedisServer, prefix: str) -> None:
+    url = f"unix://{redis_server.socket}?db=0&prefix={prefix}"
+    async with RedisQueueDriver.from_url(url) as driver:
+        [pushed] = await driver.push([job("unix")])
+        assert [j.id for j in await driver.claim(["unix"], 1, lease=30)] == [pushed]
+    async with RedisQueueDriver.from_url(redis_server.url, prefix=prefix) as tcp:
+        assert (await tcp.stats())["unix"].reserved == 1  # the same data over TCP
 
 
 # -- prefixes ------------------------------------------------------------------------------------

@@ -91,9 +91,10 @@ class RedisQueueDriver(QueueDriver):
             return
         kwargs: dict[str, Any] = {
             "retry": Retry(NoBackoff(), 0),
-            "socket_keepalive": True,
             "socket_timeout": max(15.0, self.settings.max_block + 5.0),
         }
+        if not self.settings.redis_url.startswith("unix:"):
+            kwargs["socket_keepalive"] = True
         try:
             pool = aioredis.ConnectionPool.from_url(self.settings.redis_url, **kwargs)
         except (ValueError, TypeError) as exc:
@@ -104,6 +105,9 @@ class RedisQueueDriver(QueueDriver):
         except (RedisError, OSError) as exc:
             await client.aclose()
             raise _errors.translate(exc, self.url) from None
+        except (TypeError, ValueError) as exc:  # a redis-py option this connection type refuses
+            await client.aclose()
+            raise DriverError(f"bad Redis URL option for {self.url}: {exc}") from None
         body = PRELUDE
         self._scripts = {name: client.register_script(body + src) for name, src in SCRIPTS.items()}
         self._redis = client
