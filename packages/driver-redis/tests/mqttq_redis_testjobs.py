@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 
 def _record(event: str, key: str) -> None:
@@ -32,3 +33,8 @@ def read_records(path: Path) -> list[tuple[str, str, int, float]]:
         event, key, pid, when = line.split()
         out.append((event, key, int(pid), float(when)))
     return out
+
+
+def reading(device_id: str, message: Any) -> None:
+    """Route job of the end-to-end test: records ``reading <i> <pid> <time>``."""
+    _record("reading", str(message.payload["i"]))
