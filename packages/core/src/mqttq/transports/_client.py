@@ -12,6 +12,8 @@
   the messages) and we hand each message straight to the transport, skipping aiomqtt's queue.
   While we wait for a SUBACK or PUBACK the reader runs even if paused, or a full window would
   deadlock (a resumed session floods us with messages right after CONNACK).
+* **Fewer system calls.** paho reads each packet with several tiny ``recv`` calls; a buffered
+  socket wrapper (``BufferedSocket``) serves them from one large read.
 * **Publish returning the packet id**, and knowing whether the broker kept our session.
 
 These touch private names of aiomqtt 2.x (pinned ``<3``); a new major must be re-checked here.
@@ -164,6 +166,8 @@ class PahoClient(aiomqtt.Client):
 
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         # Replaces aiomqtt's reader (same body) so that it can be paused.
+        if not isinstance(client._sock, BufferedSocket):
+            client._sock = BufferedSocket(client._sock)
         fd = sock.fileno()
 
         def on_readable() -> None:
@@ -172,7 +176,7 @@ class PahoClient(aiomqtt.Client):
                     client.loop_read()
                     pending = getattr(client._sock, "pending", None)
                     if pending is None or pending() <= 0:
-                        break
+                        break  # the rest waits for the next readable event
             except Exception as exc:
                 if not self._disconnected.done():
                     self._disconnected.set_exception(exc)
@@ -189,3 +193,36 @@ class PahoClient(aiomqtt.Client):
         self._reader = None
         self._reading = False
         super()._on_socket_close(client, userdata, sock)
+
+
+class BufferedSocket:
+    """The socket as paho sees it: one large ``recv`` serves many of paho's small ones.
+
+    paho reads a packet in three or more ``recv`` calls (header byte, length, body); through this
+    buffer a burst of packets costs one system call, and the reader keeps going while
+    :meth:`pending` says bytes are buffered. Everything else goes to the real socket.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._data = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        if self._pos >= len(self._data):
+            data = self._sock.recv(max(bufsize, self.CHUNK))
+            if len(data) <= bufsize:
+                return bytes(data)
+            self._data, self._pos = data, 0
+        chunk = self._data[self._pos : self._pos + bufsize]
+        self._pos += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        inner = getattr(self._sock, "pending", None)
+        return len(self._data) - self._pos + (inner() if inner is not None else 0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)

@@ -1,0 +1,508 @@
+"""MQTT ingest: ``mqttq run`` (listener + workers, SQLite, manual acks) vs a bare aiomqtt
+subscriber, on one private Mosquitto, same run, same machine.
+
+    python benchmarks/bench_ingest.py            # the full run (about 2 minutes)
+    python benchmarks/bench_ingest.py --quick    # small counts: a smoke run, not figures
+
+Figures:
+
+(a) **Throughput**, QoS 1, from the first publish to the last job *done* (mqttq) or the last
+    message received (bare aiomqtt subscriber, which acks on receipt and does nothing else: the
+    ceiling). The same publisher process publishes the same N messages as fast as it can in both
+    runs; its own rate is reported too (when it is the bottleneck, both figures are capped by it).
+(b) **Latency** publish -> job start at a paced 200 msg/s: p50 / p99 (clocks of one machine).
+(c) **Memory**: RSS of a ``mqttq listen`` process while 100,000 messages pass through it into
+    SQLite (sampled every 0.5 s); flat means the first and last quarter differ by little.
+
+flowerpower-mqtt is not run here (it needs RQ and Redis); its figure, ~1,200 msg/s enqueued into
+RQ on the reference machine, is the issue's and is quoted as a reference only.
+
+This module is also the job module of the ``mqttq run`` processes it starts
+(``bench_ingest:ingest_job``): its top level imports the standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as c
+
+NAME = "ingest"
+MQTTQ = "mqttq run (sqlite)"
+BARE = "bare aiomqtt"
+PUBLISHER = "publisher"
+FLOWERPOWER_REFERENCE = 1200.0  # msg/s, the issue's figure for flowerpower-mqtt into RQ
+TOPIC = "bench/{device}/reading"
+
+# -- the job (runs inside `mqttq run`) ------------------------------------------------------------
+
+_OUT = os.environ.get("BENCH_OUT")
+_EXPECT = int(os.environ.get("BENCH_EXPECT", "0"))
+_records: list[tuple[int, float, float, float]] = []
+_lock = threading.Lock()
+
+
+def _write_atomic(path: str, data: str) -> None:
+    Path(f"{path}.tmp").write_text(data)
+    os.replace(f"{path}.tmp", path)
+
+
+async def ingest_job(device: str, message: Any) -> None:
+    """Records (i, sent, started, done); the payload is ``{"i": ..., "sent": ...}``."""
+    started = time.time()
+    body = message.payload
+    _records.append((body["i"], body["sent"], started, time.time()))
+    if len(_records) >= _EXPECT and _OUT:
+        with _lock:
+            if not Path(_OUT).exists():
+                _write_atomic(_OUT, json.dumps(_records))
+
+
+# -- the broker -----------------------------------------------------------------------------------
+
+
+class Broker:
+    def __init__(self, directory: Path) -> None:
+        self.port = c.free_port()
+        self.conf = directory / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser {getpass.getuser()}\n"
+            f"persistence false\nmax_queued_messages 0\nmax_inflight_messages 1000\n"
+            f"log_dest file {directory / 'mosquitto.log'}\n"
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Broker:
+        binary = "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else "mosquitto"
+        self.proc = subprocess.Popen([binary, "-c", str(self.conf)])
+        import socket
+
+        def up() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return True
+            except OSError:
+                return False
+
+        c.wait_for(up, 10, what="mosquitto")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            c.stop_process(self.proc)
+
+
+# -- child roles: publisher and bare subscriber --------------------------------------------------
+
+
+async def role_publish(url: str, n: int, rate: float, out: str) -> None:
+    """Publish n QoS 1 messages (as fast as possible, or paced at ``rate`` msg/s)."""
+    import aiomqtt
+
+    host, port = url.removeprefix("mqtt://").split(":")
+    async with aiomqtt.Client(
+        host,
+        int(port),
+        identifier=f"bench-pub-{os.getpid()}",
+        protocol=aiomqtt.ProtocolVersion.V5,
+        max_inflight_messages=1000,
+        timeout=60,
+    ) as client:
+        client.pending_calls_threshold = 1 << 30
+        t0 = time.time()
+        window = 500 if rate <= 0 else 1
+        i = 0
+        while i < n:
+            chunk = range(i, min(n, i + window))
+            await asyncio.gather(
+                *(
+                    client.publish(
+                        TOPIC.format(device=f"d{j % 10}"),
+                        json.dumps({"i": j, "sent": time.time(), "v": 21.5}),
+                        qos=1,
+                    )
+                    for j in chunk
+                )
+            )
+            i += len(chunk)
+            if rate > 0:
+                delay = t0 + i / rate - time.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        _write_atomic(out, json.dumps({"first": t0, "last": time.time(), "n": n}))
+
+
+async def role_bare(url: str, n: int, out: str, mode: str) -> None:
+    """A bare aiomqtt QoS 1 subscriber: receive n messages, record first and last arrival.
+
+    ``mode``: ``live`` (fresh session), ``session`` (create a persistent session and leave),
+    ``drain`` (resume that session and drain what the broker kept).
+    """
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    host, port = url.removeprefix("mqtt://").split(":")
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600 if mode != "live" else 0
+    async with aiomqtt.Client(
+        host,
+        int(port),
+        identifier="bench-bare",
+        protocol=aiomqtt.ProtocolVersion.V5,
+        clean_start=mode == "live",
+        properties=props,
+    ) as client:
+        if mode != "drain":
+            await client.subscribe("bench/+/reading", qos=1)
+        print("READY", flush=True)
+        if mode == "session":
+            return
+        count, first = 0, 0.0
+        async for _ in client.messages:
+            count += 1
+            if count == 1:
+                first = time.time()
+            if count >= n:
+                break
+        _write_atomic(out, json.dumps({"first": first, "last": time.time(), "n": count}))
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def write_config(
+    work: Path, broker: Broker, inflight: int, session: bool = False, db: Path | None = None
+) -> Path:
+    path = work / "mqttq.toml"
+    db = db or work / f"queue-{time.monotonic_ns()}.db"
+    path.write_text(
+        f"""
+[mqtt]
+url = "{broker.url}"
+client_id = "bench-listener-{os.getpid()}{"-session" if session else time.monotonic_ns()}"
+inflight = {inflight}
+session_expiry = {3600 if session else 0}
+
+[queue]
+url = "sqlite:///{db}"
+
+[worker]
+concurrency = 32
+queues = ["default"]
+
+[[routes]]
+topic = "bench/{{device}}/reading"
+job = "bench_ingest:ingest_job"
+qos = 1
+"""
+    )
+    return path
+
+
+def start_mqttq(work: Path, config: Path, command: str, expect: int, out: Path) -> Any:
+    env = c.child_env(BENCH_OUT=str(out), BENCH_EXPECT=str(expect), MQTTQ_CONFIG=str(config))
+    mqttq = str(Path(sys.executable).with_name("mqttq"))
+    log = open(work / f"{command}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen([mqttq, command], cwd=work, env=env, stderr=log, stdout=log)
+    c.wait_for(
+        lambda: "listening: " in (work / f"{command}.log").read_text(),
+        30,
+        what=f"mqttq {command} to subscribe",
+    )
+    return proc, log
+
+
+def publish(broker: Broker, work: Path, n: int, rate: float = 0.0) -> dict[str, float]:
+    out = work / f"pub-{time.monotonic_ns()}.json"
+    subprocess.run(
+        c.python_cmd(__file__, "--role", "publish", broker.url, str(n), str(rate), str(out)),
+        env=c.child_env(),
+        check=True,
+    )
+    result: dict[str, float] = json.loads(out.read_text())
+    return result
+
+
+def bare(broker: Broker, out: Path, n: int, mode: str) -> subprocess.Popen[str]:
+    sub = subprocess.Popen(
+        c.python_cmd(__file__, "--role", "bare", broker.url, str(n), str(out), mode),
+        env=c.child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert sub.stdout is not None
+    assert sub.stdout.readline().strip() == "READY"
+    return sub
+
+
+def run_bare(broker: Broker, work: Path, n: int) -> tuple[float, float]:
+    """Live: (subscriber rate from first publish to last receipt, publisher rate)."""
+    out = work / f"bare-{time.monotonic_ns()}.json"
+    sub = bare(broker, out, n, "live")
+    pub = publish(broker, work, n)
+    c.wait_for(out.exists, 300, what="the bare subscriber")
+    sub.wait(30)
+    got = json.loads(out.read_text())
+    return c.rate(n, got["last"] - pub["first"]), c.rate(n, pub["last"] - pub["first"])
+
+
+def drain_bare(broker: Broker, work: Path, n: int) -> float:
+    """Backlog: n messages kept for an absent session, then drained (first to last receipt)."""
+    out = work / f"bare-drain-{time.monotonic_ns()}.json"
+    bare(broker, out, n, "session").wait(30)
+    publish(broker, work, n)
+    sub = bare(broker, out, n, "drain")
+    c.wait_for(out.exists, 300, what="the bare subscriber")
+    sub.wait(30)
+    got = json.loads(out.read_text())
+    return c.rate(n, got["last"] - got["first"])
+
+
+def run_mqttq(broker: Broker, work: Path, n: int, rate: float = 0.0) -> list[list[float]]:
+    """Records (i, sent, started, done) of n jobs run by `mqttq run`, then one row
+    (-1, first publish, last publish, 0)."""
+    out = work / f"mqttq-{time.monotonic_ns()}.json"
+    config = write_config(work, broker, inflight=1000)
+    proc, log = start_mqttq(work, config, "run", n, out)
+    try:
+        pub = publish(broker, work, n, rate)
+        c.wait_for(out.exists, 600, interval=0.05, what=f"{n} jobs done")
+    finally:
+        c.stop_process(proc)
+        log.close()
+    records = read_records(out, n)
+    records.append([-1, pub["first"], pub["last"], 0.0])
+    return records
+
+
+def drain_mqttq(broker: Broker, work: Path, n: int) -> float:
+    """Backlog: `mqttq listen` makes its session and stops; n messages are published; then
+    `mqttq run` drains them (first job start to last job done)."""
+    out = work / f"mqttq-drain-{time.monotonic_ns()}.json"
+    config = write_config(work, broker, inflight=1000, session=True)
+    proc, log = start_mqttq(work, config, "listen", 0, work / "unused.json")
+    c.stop_process(proc)
+    log.close()
+    publish(broker, work, n)
+    proc, log = start_mqttq(work, config, "run", n, out)
+    try:
+        c.wait_for(out.exists, 600, interval=0.05, what=f"{n} jobs done")
+    finally:
+        c.stop_process(proc)
+        log.close()
+    records = read_records(out, n)
+    return c.rate(n, max(r[3] for r in records) - min(r[2] for r in records))
+
+
+def read_records(out: Path, n: int) -> list[list[float]]:
+    records: list[list[float]] = json.loads(out.read_text())
+    distinct = len({r[0] for r in records})
+    if distinct != n:
+        raise RuntimeError(f"{distinct} distinct jobs ran, expected {n}")
+    return records
+
+
+def rss_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_memory(broker: Broker, work: Path, n: int) -> list[tuple[float, int]]:
+    """RSS samples (seconds, bytes) of `mqttq listen` while n messages go into SQLite."""
+    db = work / "memory.db"
+    config = write_config(work, broker, inflight=1000, db=db)
+    proc, log = start_mqttq(work, config, "listen", 0, work / "unused.json")
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        t0 = time.monotonic()
+        while not stop.is_set():
+            samples.append((time.monotonic() - t0, rss_of(proc.pid)))
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        publish(broker, work, n)
+        import sqlite3
+
+        def all_queued() -> bool:
+            with sqlite3.connect(db, timeout=10) as conn:
+                return bool(conn.execute("SELECT count(*) FROM mqttq_jobs").fetchone()[0] >= n)
+
+        c.wait_for(all_queued, 600, interval=0.5, what=f"{n} jobs queued")
+    finally:
+        stop.set()
+        sampler.join()
+        c.stop_process(proc, signal.SIGTERM)
+        log.close()
+    return samples
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="small counts (smoke run)")
+    p.add_argument("--role", nargs="+", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.role:
+        role, *rest = args.role
+        if role == "publish":
+            asyncio.run(role_publish(rest[0], int(rest[1]), float(rest[2]), rest[3]))
+        elif role == "bare":
+            asyncio.run(role_bare(rest[0], int(rest[1]), rest[2], rest[3]))
+        return 0
+
+    started = time.time()
+    warning = c.load_warning()
+    if warning:
+        print(f"warning: {warning}", flush=True)
+    n = 3000 if args.quick else 20000
+    paced = 600 if args.quick else 3000
+    memory_n = 10000 if args.quick else 100000
+    rounds = 1 if args.quick else 3
+    metrics: list[c.Metric] = []
+    with c.workdir("mqttq-bench-ingest-") as work, Broker(work) as broker:
+        c.banner(f"throughput: {n} QoS 1 messages, live, {rounds} round(s)")
+        bare_rates, bare_pubs, mqttq_rates, mqttq_pubs = [], [], [], []
+        for _ in range(rounds):
+            rate_, pub_ = run_bare(broker, work, n)
+            bare_rates.append(rate_)
+            bare_pubs.append(pub_)
+            records = run_mqttq(broker, work, n)
+            first, last_pub = records[-1][1], records[-1][2]
+            mqttq_rates.append(c.rate(n, max(r[3] for r in records[:-1]) - first))
+            mqttq_pubs.append(c.rate(n, last_pub - first))
+            print(f"bare aiomqtt {bare_rates[-1]:,.0f} msg/s (publisher {bare_pubs[-1]:,.0f}); "
+                  f"mqttq run {mqttq_rates[-1]:,.0f} msg/s (publisher {mqttq_pubs[-1]:,.0f})",
+                  flush=True)  # fmt: skip
+        bare_rate, mqttq_rate = c.median(bare_rates), c.median(mqttq_rates)
+        metrics.append(
+            c.Metric(
+                metric="ingest QoS 1 live, publish -> job done (median)",
+                unit="msg/s",
+                values={
+                    MQTTQ: mqttq_rate,
+                    BARE: bare_rate,
+                    "flowerpower-mqtt (reference)": FLOWERPOWER_REFERENCE,
+                },
+                subject=MQTTQ,
+                references={"vs bare": BARE, "vs flowerpower": "flowerpower-mqtt (reference)"},
+                goal=">= 60% bare, >= 4x flowerpower",
+                met=mqttq_rate >= 0.6 * bare_rate and mqttq_rate >= 4 * FLOWERPOWER_REFERENCE,
+                note=f"publisher alone (median): {c.median(mqttq_pubs):,.0f} msg/s in the mqttq "
+                f"runs, {c.median(bare_pubs):,.0f} in the bare runs; flowerpower-mqtt is the "
+                "issue's reference figure, not measured",
+                extra={"bare": bare_rates, "mqttq": mqttq_rates},
+            )
+        )
+
+        c.banner(f"throughput: a backlog of {n} QoS 1 messages drained, {rounds} round(s)")
+        bare_drains, mqttq_drains = [], []
+        for _ in range(rounds):
+            bare_drains.append(drain_bare(broker, work, n))
+            mqttq_drains.append(drain_mqttq(broker, work, n))
+            print(f"bare aiomqtt {bare_drains[-1]:,.0f} msg/s; mqttq run "
+                  f"{mqttq_drains[-1]:,.0f} msg/s", flush=True)  # fmt: skip
+        metrics.append(
+            c.Metric(
+                metric="ingest QoS 1 backlog drain, -> job done (median)",
+                unit="msg/s",
+                values={MQTTQ: c.median(mqttq_drains), BARE: c.median(bare_drains)},
+                subject=MQTTQ,
+                references={"vs bare": BARE},
+                goal=">= 60% bare",
+                met=c.median(mqttq_drains) >= 0.6 * c.median(bare_drains),
+                extra={"bare": bare_drains, "mqttq": mqttq_drains},
+            )
+        )
+
+        c.banner(f"latency: {paced} messages at 200 msg/s")
+        paced_records = run_mqttq(broker, work, paced, rate=200)[:-1]
+        lat = [(r[2] - r[1]) * 1000 for r in paced_records]
+        p50, p99 = c.percentile(lat, 50), c.percentile(lat, 99)
+        print(f"publish -> job start: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+        metrics.append(
+            c.Metric(
+                metric="latency publish -> job start @200 msg/s p50",
+                unit="ms",
+                values={MQTTQ: p50},
+                subject=MQTTQ,
+                higher_is_better=False,
+                goal="<= 10 ms",
+                met=p50 <= 10,
+            )
+        )
+        metrics.append(
+            c.Metric(
+                metric="latency publish -> job start @200 msg/s p99",
+                unit="ms",
+                values={MQTTQ: p99},
+                subject=MQTTQ,
+                higher_is_better=False,
+                goal="<= 50 ms",
+                met=p99 <= 50,
+            )
+        )
+
+        c.banner(f"memory: `mqttq listen` while {memory_n} messages pass")
+        samples = run_memory(broker, work, memory_n)
+        mib = [s / 2**20 for _, s in samples if s]
+        quarter = max(1, len(mib) // 4)  # the first quarter is warm-up (caches, lazy imports)
+        early, late = max(mib[quarter : 2 * quarter] or mib), max(mib[-quarter:])
+        print(f"RSS: start {mib[0]:.1f} MiB, peak {max(mib):.1f} MiB, second quarter max "
+              f"{early:.1f}, last quarter max {late:.1f} ({len(mib)} samples)")  # fmt: skip
+        metrics.append(
+            c.Metric(
+                metric=f"listener RSS over {memory_n:,} messages (last quarter max)",
+                unit="MiB",
+                values={MQTTQ: late},
+                subject=MQTTQ,
+                higher_is_better=False,
+                goal="flat",
+                met=late <= early * 1.1 + 2,
+                extra={"start_mib": mib[0], "peak_mib": max(mib), "second_quarter_max": early},
+                note=f"second quarter max {early:.1f} MiB, peak {max(mib):.1f} MiB",
+            )
+        )
+    print()
+    print(c.metrics_table(metrics, [(MQTTQ, MQTTQ), (BARE, BARE)]))
+    path = c.save_results(
+        NAME,
+        metrics,
+        started=started,
+        settings={
+            "n": n,
+            "rounds": rounds,
+            "paced": paced,
+            "memory_n": memory_n,
+            "warning": warning,
+        },
+    )
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
