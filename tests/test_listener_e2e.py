@@ -156,3 +156,27 @@ async def test_partly_overlapping_routes_get_one_job_each_over_mqtt5(
     runs = sorted((r["route"], r["payload"]) for r in ingest_jobs.RUNS)
     assert runs == [("raw", b"up"), ("status", "on"), ("status", "up")]
     assert (stats.received, stats.enqueued) == (3, 3)
+
+
+async def test_a_share_group_splits_the_messages_between_listeners(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    routes = [ROUTES[2]]
+    apps = [
+        make_app(mosquitto, tmp_path, routes, client_id=f"shared-{n}", share_group="g")
+        for n in range(2)
+    ]
+    listeners = [Listener(app) for app in apps]
+    services = [
+        asyncio.create_task(serve(app, worker=False, listener=lst, install_signals=False))
+        for app, lst in zip(apps, listeners, strict=True)
+    ]
+    for listener in listeners:
+        await until(listener.running.is_set, 20, "the listeners")
+    await publish_all(mosquitto.url, [(f"raw/{i}", b"%d" % i) for i in range(200)])
+    await until(lambda: sum(lst.stats.enqueued for lst in listeners) >= 200, 30, "200 jobs")
+    for listener in listeners:
+        listener.stop()
+    await asyncio.wait_for(asyncio.gather(*services), 30)
+    assert all(lst.stats.received > 0 for lst in listeners)
+    assert sum(lst.stats.received for lst in listeners) == 200  # each message to one listener

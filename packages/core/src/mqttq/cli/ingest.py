@@ -42,13 +42,13 @@ def run(
         None,
         "--queue",
         "-q",
-        help="Queue to work; repeat for several (default: [worker] queues, then route queues).",
+        help="Queue to work; repeat for several (default: worker.queues, then route queues).",
     ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Jobs run at once (default: [worker])."
+        None, "--concurrency", "-c", min=1, help="Jobs run at once (default: worker.concurrency)."
     ),
     runner: str | None = typer.Option(
-        None, "--runner", help="Job runner: asyncio, process... (default: [worker] runner)."
+        None, "--runner", help="Job runner: asyncio, process... (default: worker.runner)."
     ),
 ) -> None:
     """Listen and run the jobs in this process: the main job.

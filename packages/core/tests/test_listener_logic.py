@@ -1,0 +1,174 @@
+"""The listener's own logic with a scripted transport and the memory driver: what it acks, when,
+and what happens when the queue backend fails. (The real transport and broker are tested in
+``tests/test_listener_*.py``.)"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Self
+
+import pytest
+
+from mqttq import App, DriverError, DriverUnavailable, Job
+from mqttq.config import MqttConfig, structure
+from mqttq.interfaces import Delivery, Subscription, Transport
+from mqttq.listener import Listener
+
+
+class ScriptedTransport(Transport):
+    """Hands out the deliveries it is given, one batch per ``feed``; records acks."""
+
+    def __init__(self) -> None:
+        self.batches: asyncio.Queue[list[Delivery]] = asyncio.Queue()
+        self.acked: list[bytes] = []
+        self.subscribed: list[Subscription] = []
+        self.closed = False
+        self._stopped = False
+
+    @classmethod
+    def from_config(cls, config: MqttConfig, /, **options: Any) -> Self:
+        return cls()
+
+    def feed(self, *payloads: bytes, topic: str = "s/d1/t") -> None:
+        self.batches.put_nowait([Delivery(topic=topic, payload=p, qos=1) for p in payloads])
+
+    async def connect(self, *, retry: bool = True) -> None:
+        pass
+
+    async def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
+        self.subscribed += subscriptions
+
+    async def receive(self, max_messages: int) -> list[Delivery]:
+        if self._stopped and self.batches.empty():
+            return []
+        getter = asyncio.ensure_future(self.batches.get())
+        stopped = asyncio.ensure_future(self._wait_stopped())
+        done, _ = await asyncio.wait({getter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        return []
+
+    async def _wait_stopped(self) -> None:
+        while not self._stopped:
+            await asyncio.sleep(0.005)
+
+    async def ack(self, deliveries: Iterable[Delivery]) -> None:
+        self.acked += [d.payload for d in deliveries]
+
+    def stop_reading(self) -> None:
+        self._stopped = True
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> int:
+        return 0
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def on_connect(self, callback: Callable[[], Any]) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+
+
+@pytest.fixture
+async def setup() -> Any:
+    app = App(
+        structure(
+            {
+                "queue": {"url": f"memory://listener-{uuid.uuid4().hex}"},
+                "routes": [{"topic": "s/{device_id}/t", "job": "mqttq_testjobs:add"}],
+            }
+        )
+    )
+    await app.open()
+    transport = ScriptedTransport()
+    listener = Listener(app, transport=transport)
+    task = asyncio.create_task(listener.run())
+    await wait(listener.running.is_set)
+    yield app, transport, listener, task
+    listener.stop()
+    await asyncio.wait_for(task, 5)
+    await app.aclose()
+
+
+async def test_one_push_per_batch_and_acks_after_it(setup: Any) -> None:
+    app, transport, listener, _ = setup
+    assert [s.filter for s in transport.subscribed] == ["s/+/t"]
+    transport.feed(b"1", b"2", b"3")
+    transport.feed(b"4", topic="other/topic")  # nothing routes it: acked, counted
+    await wait(lambda: len(transport.acked) == 4)
+    assert await app.queue.size("default") == 3
+    stats = listener.stats
+    assert (stats.received, stats.enqueued, stats.unmatched, stats.batches) == (4, 3, 1, 2)
+
+
+async def test_queue_unavailable_holds_the_messages_until_it_is_back(setup: Any) -> None:
+    app, transport, _, _ = setup
+    real_push = app.driver.push
+    failures = 2
+
+    async def flaky_push(jobs: Sequence[Job]) -> list[str]:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            assert transport.acked == []  # nothing acked while the push fails
+            raise DriverUnavailable("backend down")
+        return await real_push(jobs)
+
+    app.driver.push = flaky_push
+    transport.feed(b"1", b"2")
+    await wait(lambda: len(transport.acked) == 2)
+    assert failures == 0
+    assert await app.queue.size("default") == 2
+
+
+async def test_a_job_the_driver_refuses_is_failed_and_the_rest_pushed(setup: Any) -> None:
+    app, transport, _, _ = setup
+    real_push = app.driver.push
+
+    async def picky_push(jobs: Sequence[Job]) -> list[str]:
+        if any(j.kwargs["message"]["$message"]["payload"] == 13 for j in jobs):
+            raise DriverError("cannot store 13")
+        return await real_push(jobs)
+
+    app.driver.push = picky_push
+    transport.feed(*(str(i).encode() for i in range(20)))
+    await wait(lambda: len(transport.acked) == 20)
+    assert await app.queue.size("default") == 19
+    (failed,) = await app.driver.failed_list()
+    assert failed.error == "cannot enqueue: cannot store 13"
+
+
+async def test_stop_while_the_queue_is_down_leaves_messages_unacked(setup: Any) -> None:
+    app, transport, listener, task = setup
+
+    async def down(jobs: Sequence[Job]) -> list[str]:
+        raise DriverUnavailable("backend down")
+
+    app.driver.push = down
+    transport.feed(b"1")
+    await wait(lambda: listener.stats.received == 1)
+    listener.stop()
+    await asyncio.wait_for(task, 5)
+    assert transport.acked == []  # the broker will deliver it again
+    assert transport.closed
