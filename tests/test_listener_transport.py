@@ -41,23 +41,25 @@ async def take(t: MqttTransport, n: int, ack: bool = True) -> list[Delivery]:
     return got
 
 
-async def test_session_survives_the_client_being_away(mosquitto: Mosquitto) -> None:
-    sub = transport(mosquitto.url)
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+async def test_session_survives_the_client_being_away(mosquitto: Mosquitto, protocol: str) -> None:
+    sub = transport(mosquitto.url, protocol=protocol)
     await sub.connect()
     await sub.subscribe([Subscription(topic="s/#", qos=1)])
     await sub.aclose()
     await publish(mosquitto.url, "s/1", [b"while away %d" % i for i in range(20)])
-    again = transport(mosquitto.url)
+    again = transport(mosquitto.url, protocol=protocol)
     async with again:  # no subscribe: the broker kept the subscription and the messages
         got = await take(again, 20)
     assert [d.payload for d in got] == [b"while away %d" % i for i in range(20)]
 
 
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
 @pytest.mark.parametrize("manual_ack", [True, False], ids=["manual", "auto"])
 async def test_unacked_messages_come_again_only_with_manual_acks(
-    mosquitto: Mosquitto, manual_ack: bool
+    mosquitto: Mosquitto, manual_ack: bool, protocol: str
 ) -> None:
-    first = transport(mosquitto.url, manual_ack=manual_ack)
+    first = transport(mosquitto.url, manual_ack=manual_ack, protocol=protocol)
     await first.connect()
     await first.subscribe([Subscription(topic="m/#", qos=1)])
     await publish(mosquitto.url, "m/x", [b"a", b"b", b"c"])
@@ -65,7 +67,7 @@ async def test_unacked_messages_come_again_only_with_manual_acks(
     await first.ack(got[:1])  # only "a" is safe
     await until(lambda: first.outstanding == 2, 5, "the ack to be recorded")
     await first.aclose()
-    second = transport(mosquitto.url, manual_ack=manual_ack)
+    second = transport(mosquitto.url, manual_ack=manual_ack, protocol=protocol)
     async with second:
         await publish(mosquitto.url, "m/x", [b"after"])
         again = await take(second, 3 if manual_ack else 1)

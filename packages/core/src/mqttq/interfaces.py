@@ -333,7 +333,8 @@ class Transport(abc.ABC):
     def on_connect(self, callback: Callable[[], Any]) -> None:
         """Call ``callback()`` after every (re)connect, once subscriptions are restored.
 
-        It may return an awaitable, which is awaited before messages are read on.
+        It may return a coroutine, which is awaited; callbacks run in registration order and an
+        exception in one is logged, never raised.
         """
 
     async def aclose(self) -> None:

@@ -170,6 +170,7 @@ class MqttTransport(Transport):
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._reading = True
+        self._failure: TransportError | None = None
         #: successful connections so far (the first one included), and failed attempts
         self.connections = 0
         self.failed_attempts = 0
@@ -202,11 +203,18 @@ class MqttTransport(Transport):
             log.warning("MQTTQ_UNSAFE_AUTO_ACK is set: messages are acked before they are safe")
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._maintain(ready, retry), name="mqttq-mqtt")
+        self._task.add_done_callback(self._maintainer_done)
         try:
             await asyncio.shield(ready)
         except BaseException:
             await self.aclose()
             raise
+
+    def _maintainer_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the MQTT connection task failed: %r", task.exception())
+            self._failure = TransportError(f"the MQTT connection task failed: {task.exception()}")
+        self._available.set()
 
     def _make_client(self, generation: int) -> PahoClient:
         cfg = self.config
@@ -445,6 +453,8 @@ class MqttTransport(Transport):
     async def receive(self, max_messages: int) -> list[Delivery]:
         queue = self._queue
         while not queue:
+            if self._failure is not None:
+                raise self._failure
             if self._closing.is_set() or not self._reading:
                 return []
             self._available.clear()
