@@ -145,13 +145,17 @@ for k = 5, #ARGV do
   end
   local due = redis.call('ZRANGE', dk, '-inf', now, 'BYSCORE', 'LIMIT', 0, lim, 'WITHSCORES')
   if #due > 0 then
-    local ids = {}
+    local gone, ids = {}, {}
     for x = 1, #due, 2 do
-      ids[#ids + 1] = due[x]
-      redis.call('HSET', jk(due[x]), 's', 'r', 't', due[x + 1])
+      local h = jk(due[x])
+      gone[#gone + 1] = due[x]
+      if redis.call('HGET', h, 's') == 'd' then
+        redis.call('HSET', h, 's', 'r', 't', due[x + 1])
+        ids[#ids + 1] = due[x]
+      end
     end
-    chunked('ZREM', dk, ids)
-    chunked('RPUSH', rk, ids)
+    chunked('ZREM', dk, gone)
+    if #ids > 0 then chunked('RPUSH', rk, ids) end
   end
   local want = n - got
   local ids = redis.call('LPOP', rk, want)

@@ -99,7 +99,7 @@ class RedisQueueDriver(QueueDriver):
             pool = aioredis.ConnectionPool.from_url(self.settings.redis_url, **kwargs)
         except (ValueError, TypeError) as exc:
             raise DriverError(f"bad Redis URL {self.url}: {exc}") from None
-        client = aioredis.Redis(connection_pool=pool)
+        client = aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
@@ -108,8 +108,9 @@ class RedisQueueDriver(QueueDriver):
         except (TypeError, ValueError) as exc:  # a redis-py option this connection type refuses
             await client.aclose()
             raise DriverError(f"bad Redis URL option for {self.url}: {exc}") from None
-        body = PRELUDE
-        self._scripts = {name: client.register_script(body + src) for name, src in SCRIPTS.items()}
+        self._scripts = {
+            name: client.register_script(PRELUDE + lua) for name, lua in SCRIPTS.items()
+        }
         self._redis = client
 
     async def aclose(self) -> None:
