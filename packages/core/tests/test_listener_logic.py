@@ -172,3 +172,43 @@ async def test_stop_while_the_queue_is_down_leaves_messages_unacked(setup: Any) 
     await asyncio.wait_for(task, 5)
     assert transport.acked == []  # the broker will deliver it again
     assert transport.closed
+
+
+async def test_a_message_with_sync_and_async_routes_is_acked_after_both() -> None:
+    app = App(
+        structure(
+            {
+                "queue": {"url": f"memory://listener-{uuid.uuid4().hex}"},
+                "routes": [
+                    {"topic": "s/{device_id}/t", "job": "sync-record", "mode": "sync"},
+                    {"topic": "s/#", "job": "sync-record", "queue": "later"},
+                ],
+            }
+        )
+    )
+    ran: list[Any] = []
+    app.job(lambda **kw: ran.append(kw), name="sync-record")
+    await app.open()
+    real_push = app.driver.push
+    release = asyncio.Event()
+
+    async def slow_push(jobs: Sequence[Job]) -> list[str]:
+        await release.wait()
+        return await real_push(jobs)
+
+    app.driver.push = slow_push
+    transport = ScriptedTransport()
+    listener = Listener(app, transport=transport)
+    task = asyncio.create_task(listener.run())
+    await wait(listener.running.is_set)
+    transport.feed(b"1")
+    await wait(lambda: listener.stats.received == 1)
+    assert (ran, transport.acked) == ([], [])  # the queued job is not safe yet: no ack, no run
+    release.set()
+    await wait(lambda: transport.acked == [b"1"])
+    assert len(ran) == 1
+    assert ran[0]["device_id"] == "d1"
+    assert await app.queue.size("later") == 1
+    listener.stop()
+    await asyncio.wait_for(task, 5)
+    await app.aclose()

@@ -133,6 +133,7 @@ class Listener:
         to_push: list[Job] = []
         poison: list[tuple[Job, str]] = []
         ack_now: list[Delivery] = []
+        run_inline: list[tuple[Delivery, list[Job]]] = []
         router = self.router
         for delivery in batch:
             matches = router.match(
@@ -144,7 +145,7 @@ class Listener:
                 continue
             inline = self._jobs_for(delivery, matches, now, to_push, poison)
             if inline:
-                await self._inline.put((delivery, inline))
+                run_inline.append((delivery, inline))
             else:
                 ack_now.append(delivery)
         if to_push:
@@ -154,6 +155,8 @@ class Listener:
         if ack_now:
             await self.transport.ack(ack_now)
             stats.acked += len(ack_now)
+        for item in run_inline:  # only now: the lane acks, and this message's queued jobs are in
+            self._inline.put_nowait(item)
 
     def _jobs_for(
         self,
