@@ -157,3 +157,18 @@ async def test_listen_without_routes_is_a_one_line_error(
     assert err.splitlines() == [
         "mqttq: no [[routes]] configured: nothing to listen to (see `mqttq config init`)"
     ]
+
+
+async def test_sigterm_while_the_broker_is_unreachable_exits_0(tmp_path: Path) -> None:
+    nobody = Mosquitto(tmp_path)  # configured, never started: its port refuses connections
+    write_config(tmp_path, nobody)
+    proc = await mqttq(tmp_path, "run")
+
+    def retrying() -> bool:
+        assert proc.proc.returncode is None, proc.err
+        return any("cannot reach the MQTT broker" in line for line in proc.err)
+
+    await until(retrying, 30, "a retry warning")
+    code, err = await proc.stop()
+    assert code == 0, err
+    assert "Traceback" not in err

@@ -105,7 +105,8 @@ class Listener:
             if self.needs_executor and self.executor is None:
                 self.executor = await stack.enter_async_context(_inline_executor(self.app))
             stack.push_async_callback(self.transport.aclose)
-            await self.transport.connect()
+            if not await self._connect():
+                return
             cfg = self.app.config.mqtt
             await self.transport.subscribe(self.router.subscriptions(cfg.share_group))
             if self.needs_executor:
@@ -121,6 +122,20 @@ class Listener:
                 self.running.clear()
                 await self._finish_lane()
         log.info("listener stopped: %s", self.stats.as_dict())
+
+    async def _connect(self) -> bool:
+        """Connect (retrying an unreachable broker); False when stopped meanwhile."""
+        connecting = asyncio.ensure_future(self.transport.connect())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await connecting
+        return connecting.done() and not connecting.cancelled() and connecting.result() is None
 
     # -- one turn ---------------------------------------------------------------------------------
 
