@@ -10,13 +10,8 @@ import pytest_asyncio
 from redis_server_support import LEAST_PASSWORD, LEAST_PREFIX, LEAST_USER, RedisServer
 
 from mqttq.interfaces import QueueDriver
-from mqttq.testing import DriverFactory, QueueDriverSuite
+from mqttq.testing import DriverFactory, PluginPackageSuite, QueueDriverSuite
 from mqttq_redis.driver import RedisQueueDriver
-
-try:
-    from mqttq.testing import PluginPackageSuite  # type: ignore[attr-defined]
-except ImportError:  # not exported yet by this core version
-    from mqttq.testing.plugins import PluginPackageSuite
 
 
 class TestRedisQueueDriver(QueueDriverSuite):
