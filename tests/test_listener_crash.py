@@ -158,6 +158,7 @@ async def test_kill_9_mid_burst_loses_nothing_with_manual_acks(
     runs = await crash_and_restart(tmp_path, mosquitto, env)
     missing = set(range(N)) - set(runs)
     duplicates = len(runs) - len(set(runs))
+    print(f"manual_ack={manual_ack}: {len(missing)} lost, {duplicates} duplicates of {N}")
     if manual_ack:
         assert not missing, f"{len(missing)} messages lost"
         assert duplicates <= WINDOW
