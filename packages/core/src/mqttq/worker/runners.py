@@ -38,9 +38,7 @@ class AsyncioJobRunner(JobRunner):
             call = func(*job.args, **kwargs)
         else:
             loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(
-                self._pool, functools.partial(func, *job.args, **kwargs)
-            )
+            call = loop.run_in_executor(self._pool, functools.partial(func, *job.args, **kwargs))
         if timeout is None:
             return await call
         try:
