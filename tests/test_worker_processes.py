@@ -54,6 +54,14 @@ def stats(tmp_path: Path) -> dict[str, mqttq.QueueStats]:
     return asyncio.run(go())
 
 
+def live_workers(tmp_path: Path) -> list[mqttq.WorkerInfo]:
+    async def go() -> list[mqttq.WorkerInfo]:
+        async with mqttq.App.from_config(tmp_path / "mqttq.toml") as app:
+            return await app.driver.workers()
+
+    return asyncio.run(go())
+
+
 def work(key: str, seconds: float = 0.0, delay: float | None = None) -> mqttq.Call:
     return mqttq.Call("recjobs:work", kwargs={"key": key, "seconds": seconds}, delay=delay)
 
@@ -152,7 +160,9 @@ def test_delayed_jobs_survive_a_restart_and_never_run_early(tmp_path: Path) -> N
     pushed_at = time.time()
     push(tmp_path, [work("later", delay=2.0)])
     with worker_process(tmp_path) as worker:
-        wait_for(lambda: stats(tmp_path)["default"].delayed == 1, 10, "the job to be delayed")
+        # the worker is up (signal handlers installed) once its heartbeat is visible
+        wait_for(lambda: live_workers(tmp_path), 30, "the worker's heartbeat")
+        assert stats(tmp_path)["default"].delayed == 1
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
     assert ends(records) == {}
