@@ -34,10 +34,17 @@ def mqttq_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "mqttq", *args]
 
 
-def run_mqttq(tmp_path: Path, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+def run_mqttq(
+    tmp_path: Path, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        mqttq_cmd(*args), env=mqttq_env(tmp_path, **env), cwd=tmp_path,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        mqttq_cmd(*args),
+        env=mqttq_env(tmp_path, **env),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -46,8 +53,12 @@ def worker_process(tmp_path: Path, *args: str, **env: str) -> Iterator[subproces
     """A ``mqttq worker`` process; killed at the end if still running."""
     log = open(tmp_path / f"worker-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        mqttq_cmd("worker", *args), env=mqttq_env(tmp_path, **env), cwd=tmp_path,
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        mqttq_cmd("worker", *args),
+        env=mqttq_env(tmp_path, **env),
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         yield proc

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import json
 import signal
 import time
@@ -99,7 +100,8 @@ def test_kill_9_loses_nothing(tmp_path: Path) -> None:
     finished = {k for e, k, pid, _ in rows if e == "end" and pid == victim.pid}
     for key in started - finished:
         first_end = min(t for e, k, _, t in rows if e == "end" and k == key)
-        assert first_end - killed_at <= LEASE + 5, f"{key} recovered only after {first_end - killed_at:.1f}s"
+        recovered_after = first_end - killed_at
+        assert recovered_after <= LEASE + 5, f"{key} recovered only after {recovered_after:.1f}s"
     final = stats(tmp_path).get("default")
     assert final is not None
     assert (final.ready, final.delayed, final.reserved, final.failed) == (0, 0, 0, 0)
@@ -120,13 +122,14 @@ def test_retries_then_failed_registry_then_retry_all(tmp_path: Path) -> None:
         entries = wait_for(failed_list, 60, "the job in the failed registry")
         starts = [t for e, k, _, t in read_records(records) if e == "start"]
         assert len(starts) == 3
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
         assert gaps[0] >= 0.3  # backoff base
         assert gaps[1] >= 0.6  # base * factor: the gaps grow
         [entry] = entries
         assert entry["id"] == job_id
         assert entry["attempts"] == 3
-        assert "flag" in str(entry["error"]) and "missing" in str(entry["error"])
+        assert "flag" in str(entry["error"])
+        assert "missing" in str(entry["error"])
         shown = json.loads(run_mqttq(tmp_path, "failed", "show", job_id, "--json").stdout)
         assert "raise RuntimeError" in shown["traceback"]
 
