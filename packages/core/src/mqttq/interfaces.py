@@ -33,7 +33,25 @@ class Capability(enum.Enum):
     MULTI_PROCESS = "multi_process"  #: several processes may share one queue
 
 
-class QueueDriver(abc.ABC):
+class AsyncResource:
+    """``open()`` once before use, ``aclose()`` after (safe twice); ``async with`` does both.
+    Both do nothing by default: override them when you hold connections, threads or processes."""
+
+    async def open(self) -> None:
+        """Connect / start resources. Called once, before anything else."""
+
+    async def aclose(self) -> None:
+        """Release resources. Safe to call twice."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+class QueueDriver(AsyncResource, abc.ABC):
     """Durable hand-off between producers (listener, API) and workers.
 
     One instance per process, built by :meth:`from_url` (no I/O) and opened with ``async with``.
@@ -59,19 +77,6 @@ class QueueDriver(abc.ABC):
 
         Raise ``ConfigError`` for a malformed URL or unknown option.
         """
-
-    async def open(self) -> None:
-        """Connect and prepare storage. Called once before anything else."""
-
-    async def aclose(self) -> None:
-        """Release resources. Safe to call twice."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     # -- producing ----------------------------------------------------------------------------
 
@@ -169,7 +174,7 @@ class QueueDriver(abc.ABC):
         return []
 
 
-class JobRunner(abc.ABC):
+class JobRunner(AsyncResource, abc.ABC):
     """Runs job functions for one worker: ``Runner(app=app, concurrency=n)``, then ``async with``.
 
     At most ``concurrency`` jobs run at once (the worker guarantees it).
@@ -178,19 +183,6 @@ class JobRunner(abc.ABC):
     def __init__(self, *, app: Any, concurrency: int) -> None:
         self.app = app
         self.concurrency = concurrency
-
-    async def open(self) -> None:
-        """Start resources (process pool ...)."""
-
-    async def aclose(self) -> None:
-        """Stop resources. Safe to call twice."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     @abc.abstractmethod
     async def run(
