@@ -196,10 +196,10 @@ def raw_figures(url: str, n: int) -> dict[str, float]:
     import redis
 
     from mqttq.codec import encode_job
-    from mqttq.models import Job
+    from mqttq.models import Envelope
 
     payloads = [
-        encode_job(Job(name=peers.MQTTQ_JOB, kwargs={"i": i, "sent": 0.0})) for i in range(n)
+        encode_job(Envelope(name=peers.MQTTQ_JOB, kwargs={"i": i, "sent": 0.0})) for i in range(n)
     ]
     out: dict[str, float] = {}
     with contextlib.closing(redis.Redis.from_url(url)) as r:
@@ -234,10 +234,10 @@ async def raw_async_figures(url: str, n: int) -> dict[str, float]:
     import redis.asyncio as aioredis
 
     from mqttq.codec import encode_job
-    from mqttq.models import Job
+    from mqttq.models import Envelope
 
     payloads = [
-        encode_job(Job(name=peers.MQTTQ_JOB, kwargs={"i": i, "sent": 0.0})) for i in range(n)
+        encode_job(Envelope(name=peers.MQTTQ_JOB, kwargs={"i": i, "sent": 0.0})) for i in range(n)
     ]
     out: dict[str, float] = {}
     r = aioredis.Redis.from_url(url)

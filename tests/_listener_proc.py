@@ -12,8 +12,9 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from mqttq import App, Job
-from mqttq.listener import Listener, serve
+from mqttq import App, Envelope
+from mqttq.listener import Listener
+from mqttq.run import serve
 
 
 async def main(config: str, slow: float, block_after: int) -> None:
@@ -22,7 +23,7 @@ async def main(config: str, slow: float, block_after: int) -> None:
     async with app:
         push = app.queue.push_jobs
 
-        async def slow_push(jobs: Sequence[Job]) -> list[str]:
+        async def slow_push(jobs: Sequence[Envelope]) -> list[str]:
             nonlocal pushed
             if block_after and pushed >= block_after:
                 print(f"BLOCKED {pushed} {len(jobs)}", flush=True)

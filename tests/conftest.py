@@ -24,6 +24,7 @@ from typer.testing import CliRunner, Result
 from mqttq import App, Call, MqttqError, load_config
 from mqttq.cli import make_app
 from mqttq.plugins import make_plugin_manager
+from mqttq.testing.fixtures import mosquitto  # noqa: F401  (a private broker per test)
 
 #: a job module written to a temporary directory on sys.path (and PYTHONPATH for subprocesses)
 JOBS = "mqttq_cli_jobs"
@@ -48,7 +49,7 @@ MQTTQ = str(Path(sys.executable).with_name("mqttq"))
 
 def sqlite_available() -> bool:
     try:
-        make_plugin_manager().registry("queue_drivers").load("sqlite")
+        make_plugin_manager().catalog("queue_drivers").load("sqlite")
     except MqttqError:
         return False
     return True

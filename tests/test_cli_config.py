@@ -144,7 +144,10 @@ def test_check_reports_a_job_module_that_crashes_on_import(
     cli.write_config('[queue]\nurl = "memory://"\n[jobs]\nmodules = ["crashy_jobs_mod"]\n')
     result = cli("config", "check")
     assert result.exit_code == 2
-    assert result.stderr == "jobs.modules[0]: ZeroDivisionError: at import\n"
+    assert result.stderr == (
+        "jobs.modules[0]: cannot import job module 'crashy_jobs_mod': "
+        "ZeroDivisionError: at import\n"
+    )
 
 
 def test_check_bad_toml_is_one_line(cli: Cli) -> None:

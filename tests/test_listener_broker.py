@@ -12,14 +12,14 @@ from pathlib import Path
 
 import ingest_jobs
 import orjson
-from _mosquitto import Mosquitto, until
 
 from mqttq import App, MqttqError
 from mqttq.config import MqttConfig, structure
-from mqttq.listener import Listener, serve
+from mqttq.listener import Listener
+from mqttq.run import serve
+from mqttq.testing import eventually
+from mqttq.testing.services import Mosquitto
 from mqttq.transports.mqtt import MqttTransport
-
-pytest_plugins = ["_mosquitto"]
 
 N = 3000
 
@@ -45,7 +45,9 @@ async def publish_through_restart(url: str, acked: set[int], stop_at: int) -> No
                 else:
                     acked.add(i)
             if len(acked) < stop_at and not pub.connected:
-                await until(lambda: pub.connected, 30, "the publisher to reconnect")
+                await eventually(
+                    lambda: pub.connected, timeout=30, what="the publisher to reconnect"
+                )
 
 
 async def test_broker_restart_mid_load_loses_no_acknowledged_message(
@@ -69,15 +71,19 @@ async def test_broker_restart_mid_load_loses_no_acknowledged_message(
     app = App(config)
     listener = Listener(app)
     service = asyncio.create_task(serve(app, listener=listener, install_signals=False))
-    await until(listener.running.is_set, 20, "the listener")
+    await eventually(listener.running.is_set, timeout=20, what="the listener")
     acked: set[int] = set()
     publishing = asyncio.create_task(publish_through_restart(mosquitto.url, acked, N))
-    await until(lambda: len(ingest_jobs.RUNS) >= 500, 60, "500 jobs before the restart")
+    await eventually(
+        lambda: len(ingest_jobs.RUNS) >= 500, timeout=60, what="500 jobs before the restart"
+    )
     mosquitto.stop()  # mid-load
     mosquitto.start()
     await asyncio.wait_for(publishing, 120)
     done = lambda: {r["payload"]["i"] for r in ingest_jobs.RUNS}  # noqa: E731
-    await until(lambda: acked <= done(), 120, "every acknowledged message to be processed")
+    await eventually(
+        lambda: acked <= done(), timeout=120, what="every acknowledged message to be processed"
+    )
     listener.stop()
     await asyncio.wait_for(service, 30)
     assert len(acked) == N

@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import orjson
-from _mosquitto import Mosquitto, until
 
 from mqttq import App, load_config
 from mqttq.config import MqttConfig
+from mqttq.testing import eventually
+from mqttq.testing.services import Mosquitto
 from mqttq.transports.mqtt import MqttTransport
-
-pytest_plugins = ["_mosquitto"]
 
 MQTTQ = str(Path(sys.executable).with_name("mqttq"))
 TESTS = Path(__file__).parent
@@ -67,7 +66,7 @@ class Mqttq:
             assert self.proc.returncode is None, self.err
             return any("listening: " in line for line in self.err)
 
-        await until(seen, 30, "the listener to subscribe")
+        await eventually(seen, timeout=30, what="the listener to subscribe")
 
     async def stop(self) -> tuple[int, str]:
         """SIGTERM; the exit code and stderr."""
@@ -118,7 +117,7 @@ async def test_run_processes_messages_and_stops_cleanly_on_sigterm(
     proc = await mqttq(tmp_path, "run")
     await proc.listening()
     await publish(mosquitto.url, range(300))
-    await until(lambda: len(runs(tmp_path)) >= 300, 60, "300 job runs")
+    await eventually(lambda: len(runs(tmp_path)) >= 300, timeout=60, what="300 job runs")
     code, err = await proc.stop()
     assert code == 0, err
     assert "Traceback" not in err
@@ -134,14 +133,14 @@ async def test_listen_flushes_what_it_received_on_sigterm(
     app = App(load_config(config))
     async with app:
         publishing = asyncio.create_task(publish(mosquitto.url, range(1000)))
-        await until(lambda: app.queue.size("readings"), 30, "the first jobs")
+        await eventually(lambda: app.queue.size("readings"), timeout=30, what="the first jobs")
         code, err = await listen.stop()  # mid-stream
         assert code == 0, err
         await publishing
         queued_at_stop = await app.queue.size("readings")
     assert queued_at_stop > 0
     run = await mqttq(tmp_path, "run")  # same client id: picks up the rest of the session
-    await until(lambda: len(runs(tmp_path)) >= 1000, 60, "every message's job")
+    await eventually(lambda: len(runs(tmp_path)) >= 1000, timeout=60, what="every message's job")
     code, err = await run.stop()
     assert code == 0, err
     assert sorted(runs(tmp_path)) == list(range(1000))  # nothing lost, nothing twice
@@ -168,7 +167,7 @@ async def test_sigterm_while_the_broker_is_unreachable_exits_0(tmp_path: Path) -
         assert proc.proc.returncode is None, proc.err
         return any("cannot reach the MQTT broker" in line for line in proc.err)
 
-    await until(retrying, 30, "a retry warning")
+    await eventually(retrying, timeout=30, what="a retry warning")
     code, err = await proc.stop()
     assert code == 0, err
     assert "Traceback" not in err

@@ -18,18 +18,17 @@ from pathlib import Path
 import ingest_jobs
 import orjson
 import pytest
-from _mosquitto import Mosquitto, until
 
 from mqttq import App, load_config
 from mqttq.config import MqttConfig
+from mqttq.testing import eventually
+from mqttq.testing.services import Mosquitto
 from mqttq.transports.mqtt import MqttTransport
 from mqttq.worker import Worker
 
 TESTS = Path(__file__).parent
 N = 2000
 WINDOW = 100
-
-pytest_plugins = ["_mosquitto"]
 
 
 class Proc:
@@ -67,7 +66,7 @@ class Proc:
                 raise AssertionError(f"listener exited: {self.lines[-20:]}")
             return self.saw(prefix)
 
-        await until(seen, timeout, f"{prefix!r} from the listener")
+        await eventually(seen, timeout=timeout, what=f"{prefix!r} from the listener")
 
     async def stop(self, sig: int) -> int:
         if self.proc.returncode is None:
@@ -141,7 +140,7 @@ async def crash_and_restart(tmp_path: Path, broker: Mosquitto, env: dict[str, st
             stats = await app.queue.stats()
             return all(s.ready + s.reserved + s.delayed == 0 for s in stats.values())
 
-        await until(drained, 120, "the sentinel job and an empty queue")
+        await eventually(drained, timeout=120, what="the sentinel job and an empty queue")
         worker.stop()
         await asyncio.wait_for(working, 60)
     assert await second.stop(signal.SIGTERM) == 0, second.lines[-10:]

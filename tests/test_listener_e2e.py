@@ -10,11 +10,13 @@ from typing import Any
 import ingest_jobs
 import orjson
 import pytest
-from _mosquitto import Mosquitto, until
 
 from mqttq import App
 from mqttq.config import MqttConfig, structure
-from mqttq.listener import Listener, serve
+from mqttq.listener import Listener
+from mqttq.run import serve
+from mqttq.testing import eventually
+from mqttq.testing.services import Mosquitto
 from mqttq.transports.mqtt import MqttTransport
 
 ROUTES = [
@@ -27,8 +29,6 @@ ROUTES = [
     {"topic": "sites/{site}/{device_id}/status", "job": "ingest_jobs:status", "payload": "text"},
     {"topic": "raw/#", "job": "ingest_jobs:raw", "payload": "bytes", "queue": "raw"},
 ]
-
-pytest_plugins = ["_mosquitto"]
 
 
 def make_app(broker: Mosquitto, tmp_path: Path, routes: list[dict[str, Any]], **mqtt: Any) -> App:
@@ -87,7 +87,7 @@ def _clear_runs() -> None:
 async def run_service(app: App) -> tuple[Listener, asyncio.Task[Any]]:
     listener = Listener(app)
     task = asyncio.create_task(serve(app, install_signals=False, listener=listener))
-    await until(listener.running.is_set, 20, "the listener to subscribe")
+    await eventually(listener.running.is_set, timeout=20, what="the listener to subscribe")
     return listener, task
 
 
@@ -99,7 +99,7 @@ async def test_5000_qos1_messages_over_three_routes_run_exactly_once_each(
     n = 5000
     samples = [sample(i) for i in range(n)]
     await publish_all(mosquitto.url, [(t, p) for t, p, _ in samples])
-    await until(lambda: len(ingest_jobs.RUNS) >= n, 120, f"{n} job runs")
+    await eventually(lambda: len(ingest_jobs.RUNS) >= n, timeout=120, what=f"{n} job runs")
     listener.stop()
     stats = await asyncio.wait_for(service, 60)
 
@@ -128,7 +128,7 @@ async def test_a_message_matching_several_routes_makes_one_job_per_route(
     app = make_app(mosquitto, tmp_path, routes)
     listener, service = await run_service(app)
     await publish_all(mosquitto.url, [("sites/a/b/status", b"up")])
-    await until(lambda: len(ingest_jobs.RUNS) >= 2, 30, "two job runs")
+    await eventually(lambda: len(ingest_jobs.RUNS) >= 2, timeout=30, what="two job runs")
     listener.stop()
     stats = await asyncio.wait_for(service, 30)
     runs = sorted((r["route"], r["payload"]) for r in ingest_jobs.RUNS)
@@ -149,8 +149,10 @@ async def test_partly_overlapping_routes_get_one_job_each_over_mqtt5(
     app = make_app(mosquitto, tmp_path, routes)
     listener, service = await run_service(app)
     await publish_all(mosquitto.url, [("x/s1/d1/status", b"up"), ("x/s2/d1/status", b"on")])
-    await until(lambda: len(ingest_jobs.RUNS) >= 3, 30, "three job runs")
-    await until(lambda: listener.stats.received >= 3, 30, "both copies of the first message")
+    await eventually(lambda: len(ingest_jobs.RUNS) >= 3, timeout=30, what="three job runs")
+    await eventually(
+        lambda: listener.stats.received >= 3, timeout=30, what="both copies of the first message"
+    )
     listener.stop()
     stats = await asyncio.wait_for(service, 30)
     runs = sorted((r["route"], r["payload"]) for r in ingest_jobs.RUNS)
@@ -172,9 +174,11 @@ async def test_a_share_group_splits_the_messages_between_listeners(
         for app, lst in zip(apps, listeners, strict=True)
     ]
     for listener in listeners:
-        await until(listener.running.is_set, 20, "the listeners")
+        await eventually(listener.running.is_set, timeout=20, what="the listeners")
     await publish_all(mosquitto.url, [(f"raw/{i}", b"%d" % i) for i in range(200)])
-    await until(lambda: sum(lst.stats.enqueued for lst in listeners) >= 200, 30, "200 jobs")
+    await eventually(
+        lambda: sum(lst.stats.enqueued for lst in listeners) >= 200, timeout=30, what="200 jobs"
+    )
     for listener in listeners:
         listener.stop()
     await asyncio.wait_for(asyncio.gather(*services), 30)

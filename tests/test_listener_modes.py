@@ -9,15 +9,15 @@ from typing import Any
 
 import ingest_jobs
 import pytest
-from _mosquitto import Mosquitto, until
 
 from mqttq import App
 from mqttq.config import MqttConfig, structure
 from mqttq.interfaces import Delivery
-from mqttq.listener import Listener, serve
+from mqttq.listener import Listener
+from mqttq.run import serve
+from mqttq.testing import eventually
+from mqttq.testing.services import Mosquitto
 from mqttq.transports.mqtt import MqttTransport
-
-pytest_plugins = ["_mosquitto"]
 
 
 class SpyTransport(MqttTransport):
@@ -52,7 +52,7 @@ async def start(broker: Mosquitto, tmp_path: Path, routes: list[dict[str, Any]])
     service = asyncio.create_task(
         serve(app, worker=False, listener=listener, install_signals=False)
     )
-    await until(listener.running.is_set, 20, "the listener")
+    await eventually(listener.running.is_set, timeout=20, what="the listener")
     return app, listener, service
 
 
@@ -82,11 +82,13 @@ async def test_sync_route_acks_only_after_the_job_finished(
     app, listener, service = await start(mosquitto, tmp_path, routes)
     gate = ingest_jobs.GATE["d1"] = asyncio.Event()
     await publish(mosquitto.url, [("sync/d1", b"one", 1)])
-    await until(lambda: ("start", "one") in ingest_jobs.EVENTS, 20, "the job to start")
+    await eventually(
+        lambda: ("start", "one") in ingest_jobs.EVENTS, timeout=20, what="the job to start"
+    )
     assert ("ack", "one") not in ingest_jobs.EVENTS
     assert listener.transport.outstanding == 1  # type: ignore[attr-defined]
     gate.set()
-    await until(lambda: ("ack", "one") in ingest_jobs.EVENTS, 20, "the ack")
+    await eventually(lambda: ("ack", "one") in ingest_jobs.EVENTS, timeout=20, what="the ack")
     assert ingest_jobs.EVENTS == [("start", "one"), ("done", "one"), ("ack", "one")]
     assert await queued(app) == []  # ran inline, never queued
     assert (listener.stats.inline, listener.stats.enqueued) == (1, 0)
@@ -102,7 +104,7 @@ async def test_sync_failures_follow_the_retry_policy(mosquitto: Mosquitto, tmp_p
     ]  # fmt: skip
     app, listener, service = await start(mosquitto, tmp_path, routes)
     await publish(mosquitto.url, [("f2/d1", b"retry me", 1), ("f1/d1", b"fail me", 1)])
-    await until(lambda: listener.stats.acked == 2, 20, "both messages acked")
+    await eventually(lambda: listener.stats.acked == 2, timeout=20, what="both messages acked")
     assert len(ingest_jobs.RUNS) == 2
     assert await queued(app) == [("again", 1)]  # attempt 1 of 2 failed: a delayed retry
     failed = await app.driver.failed_list()
@@ -121,7 +123,7 @@ async def test_mixed_route_runs_qos2_inline_and_queues_qos1(
         mosquitto.url,
         [("mix/d2/temperature", b'{"n": 2}', 2), ("mix/d1/temperature", b'{"n": 1}', 1)],
     )
-    await until(lambda: listener.stats.acked == 2, 20, "both messages acked")
+    await eventually(lambda: listener.stats.acked == 2, timeout=20, what="both messages acked")
     assert [(r["payload"], r["qos"]) for r in ingest_jobs.RUNS] == [({"n": 2}, 2)]
     assert await queued(app) == [("mix", 1)]
     assert (listener.stats.inline, listener.stats.enqueued) == (1, 1)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import ingest_jobs
 import orjson
-from _mosquitto import Mosquitto, until
 
 from mqttq import App, load_config
 from mqttq.config import MqttConfig
-from mqttq.listener import Listener, serve
+from mqttq.listener import Listener
+from mqttq.run import serve
+from mqttq.testing import eventually
+from mqttq.testing.services import Mosquitto
 from mqttq.transports.mqtt import MqttTransport
-
-pytest_plugins = ["_mosquitto"]
 
 MQTTQ = str(Path(sys.executable).with_name("mqttq"))
 
@@ -70,7 +70,7 @@ payload = "text"
     app = App(load_config(path))
     listener = Listener(app)
     service = asyncio.create_task(serve(app, listener=listener, install_signals=False))
-    await until(listener.running.is_set, 20, "the listener")
+    await eventually(listener.running.is_set, timeout=20, what="the listener")
     messages = []
     for i in range(1000):
         if i in BAD:
@@ -79,10 +79,12 @@ payload = "text"
     async with MqttTransport(MqttConfig(url=mosquitto.url, client_id="poison-pub")) as pub:
         for start in range(0, len(messages), 100):
             await asyncio.gather(*(pub.publish(t, p) for t, p in messages[start : start + 100]))
-        await until(lambda: len(ingest_jobs.RUNS) >= 1000, 60, "the good jobs")
+        await eventually(lambda: len(ingest_jobs.RUNS) >= 1000, timeout=60, what="the good jobs")
         assert listener.stats.poison == len(BAD)
         await pub.publish("p/d0/json", b'{"i": "after"}')  # still listening
-        await until(lambda: len(ingest_jobs.RUNS) == 1001, 30, "a job after the poison")
+        await eventually(
+            lambda: len(ingest_jobs.RUNS) == 1001, timeout=30, what="a job after the poison"
+        )
     listener.stop()
     stats = await asyncio.wait_for(service, 30)
     assert (stats.received, stats.enqueued, stats.poison) == (1005, 1001, 4)

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _mosquitto import Mosquitto, free_port, until
 
 from mqttq import NotConnectedError, TransportError
 from mqttq.config import MqttConfig
 from mqttq.interfaces import Delivery, Subscription
-from mqttq.transports.mqtt import Endpoint, MqttTransport, backoff_delay
-
-pytest_plugins = ["_mosquitto"]
+from mqttq.retry import RetryPolicy
+from mqttq.testing import eventually
+from mqttq.testing.services import Mosquitto, free_port
+from mqttq.transports.mqtt import Endpoint, MqttTransport
 
 
 def transport(url: str, client_id: str = "t-listener", **kw: Any) -> MqttTransport:
@@ -65,7 +65,7 @@ async def test_unacked_messages_come_again_only_with_manual_acks(
     await publish(mosquitto.url, "m/x", [b"a", b"b", b"c"])
     got = await take(first, 3, ack=False)
     await first.ack(got[:1])  # only "a" is safe
-    await until(lambda: first.outstanding == 2, 5, "the ack to be recorded")
+    await eventually(lambda: first.outstanding == 2, timeout=5, what="the ack to be recorded")
     await first.aclose()
     second = transport(mosquitto.url, manual_ack=manual_ack, protocol=protocol)
     async with second:
@@ -128,11 +128,11 @@ async def test_reconnects_with_backoff_and_resubscribes(mosquitto: Mosquitto) ->
     await sub.connect()
     await sub.subscribe([Subscription(topic="r/#", qos=1)])
     mosquitto.stop()
-    await until(lambda: not sub.connected, 10, "the transport to notice")
+    await eventually(lambda: not sub.connected, timeout=10, what="the transport to notice")
     with pytest.raises(NotConnectedError):
         await sub.publish("r/x", b"nobody hears")
     mosquitto.start()
-    await until(lambda: sub.connections == 2, 20, "a reconnect")
+    await eventually(lambda: sub.connections == 2, timeout=20, what="a reconnect")
     await publish(mosquitto.url, "r/new", [b"after restart"])
     (d,) = await take(sub, 1)
     assert (d.topic, d.payload, d.connection) == ("r/new", b"after restart", 2)
@@ -146,7 +146,7 @@ async def test_first_connect_retries_until_the_broker_starts(tmp_path: Path) -> 
         await transport(url).connect(retry=False)
     t = transport(url, reconnect_min=0.05, reconnect_max=0.2)
     connecting = asyncio.create_task(t.connect())
-    await until(lambda: t.failed_attempts >= 2, 10, "two failed attempts")
+    await eventually(lambda: t.failed_attempts >= 2, timeout=10, what="two failed attempts")
     assert not connecting.done()
     broker.start()
     try:
@@ -158,9 +158,10 @@ async def test_first_connect_retries_until_the_broker_starts(tmp_path: Path) -> 
 
 
 def test_backoff_doubles_to_the_cap_with_jitter() -> None:
-    delays = [backoff_delay(n, 1.0, 60.0, lambda: 1.0) for n in range(8)]
+    policy = RetryPolicy(first=1.0, max=60.0)
+    delays = [policy.delay(n, lambda: 0.0) for n in range(8)]
     assert delays == [1, 2, 4, 8, 16, 32, 60, 60]
-    assert backoff_delay(3, 1.0, 60.0, lambda: 0.0) == 4.0  # jitter takes up to half away
+    assert policy.delay(3, lambda: 1.0) == 4.0  # jitter takes up to half away
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Job functions for tests that run jobs in other processes (importable by name)."""
+"""Envelope functions for tests that run jobs in other processes (importable by name)."""
 
 from __future__ import annotations
 

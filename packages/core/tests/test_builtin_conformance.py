@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from mqttq.builtin.memory import MemoryQueueDriver
 from mqttq.interfaces import QueueDriver
-from mqttq.models import Job
+from mqttq.models import Envelope
 from mqttq.testing import DriverFactory, QueueDriverSuite, make_job, unique_name
 from mqttq.testing.queue_drivers import weakened_tests
 
@@ -71,7 +71,7 @@ class _DoubleHandout(MemoryQueueDriver):
 
     async def claim(
         self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
-    ) -> list[Job]:
+    ) -> list[Envelope]:
         jobs = await super().claim(queues, n, lease=lease, wait=wait)
         await super().release([j.id for j in jobs])
         return jobs
@@ -80,7 +80,7 @@ class _DoubleHandout(MemoryQueueDriver):
 class _LIFO(MemoryQueueDriver):
     async def claim(
         self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
-    ) -> list[Job]:
+    ) -> list[Envelope]:
         return list(reversed(await super().claim(queues, n, lease=lease, wait=wait)))
 
 
@@ -98,7 +98,7 @@ class _KeepsAttempt(MemoryQueueDriver):
 
 
 class _PartialPush(MemoryQueueDriver):
-    async def push(self, jobs: Sequence[Job]) -> list[str]:
+    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
         out = []
         for job in jobs:
             out += await super().push([job])

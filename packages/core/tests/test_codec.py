@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqttq import Backoff, Job, PayloadError
+from mqttq import Backoff, Envelope, PayloadError
 from mqttq.codec import decode_job, decode_value, dumps, encode_job
 
 json_values = st.recursive(
@@ -23,19 +23,19 @@ json_values = st.recursive(
 def test_any_json_and_bytes_arguments_round_trip_exactly(
     args: list[Any], kwargs: dict[str, Any]
 ) -> None:
-    job = Job(name="m:f", args=args, kwargs=kwargs, backoff=Backoff(base=2))
+    job = Envelope(name="m:f", args=args, kwargs=kwargs, backoff=Backoff(base=2))
     assert decode_job(encode_job(job)) == job
 
 
 def test_envelope_is_plain_versioned_json() -> None:
-    data = orjson.loads(encode_job(Job(name="m:f", kwargs={"raw": b"\xff"})))
+    data = orjson.loads(encode_job(Envelope(name="m:f", kwargs={"raw": b"\xff"})))
     assert data["v"] == 1
     assert data["name"] == "m:f"
     assert data["kwargs"] == {"raw": {"$bytes": "/w=="}}
 
 
 def test_newer_envelope_version_is_refused() -> None:
-    data = orjson.loads(encode_job(Job(name="m:f")))
+    data = orjson.loads(encode_job(Envelope(name="m:f")))
     data["v"] = 99
     with pytest.raises(PayloadError, match="version 99"):
         decode_job(orjson.dumps(data))

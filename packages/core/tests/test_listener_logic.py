@@ -1,4 +1,4 @@
-"""The listener's own logic with a scripted transport and the memory driver: what it acks, when,
+"""The listener's own logic with a fake transport and the memory driver: what it acks, when,
 and what happens when the queue backend fails. (The real transport and broker are tested in
 ``tests/test_listener_*.py``.)"""
 
@@ -6,88 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Self
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 
-from mqttq import App, DriverError, DriverUnavailable, Job
-from mqttq.config import MqttConfig, structure
-from mqttq.interfaces import Delivery, Subscription, Transport
+from mqttq import App, DriverError, DriverUnavailable, Envelope
+from mqttq.config import structure
 from mqttq.listener import Listener
+from mqttq.testing import eventually
+from mqttq.testing.fakes import FakeTransport
 
 
-class ScriptedTransport(Transport):
-    """Hands out the deliveries it is given, one batch per ``feed``; records acks."""
-
-    def __init__(self) -> None:
-        self.batches: asyncio.Queue[list[Delivery]] = asyncio.Queue()
-        self.acked: list[bytes] = []
-        self.subscribed: list[Subscription] = []
-        self.closed = False
-        self._stopped = False
-
-    @classmethod
-    def from_config(cls, config: MqttConfig, /, **options: Any) -> Self:
-        return cls()
-
-    def feed(self, *payloads: bytes, topic: str = "s/d1/t") -> None:
-        self.batches.put_nowait([Delivery(topic=topic, payload=p, qos=1) for p in payloads])
-
-    async def connect(self, *, retry: bool = True) -> None:
-        pass
-
-    async def subscribe(self, subscriptions: Sequence[Subscription]) -> None:
-        self.subscribed += subscriptions
-
-    async def receive(self, max_messages: int) -> list[Delivery]:
-        if self._stopped and self.batches.empty():
-            return []
-        getter = asyncio.ensure_future(self.batches.get())
-        stopped = asyncio.ensure_future(self._wait_stopped())
-        done, _ = await asyncio.wait({getter, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if getter in done:
-            return getter.result()
-        getter.cancel()
-        return []
-
-    async def _wait_stopped(self) -> None:
-        while not self._stopped:
-            await asyncio.sleep(0.005)
-
-    async def ack(self, deliveries: Iterable[Delivery]) -> None:
-        self.acked += [d.payload for d in deliveries]
-
-    def stop_reading(self) -> None:
-        self._stopped = True
-
-    async def publish(
-        self,
-        topic: str,
-        payload: bytes | str,
-        *,
-        qos: int = 1,
-        retain: bool = False,
-        properties: Mapping[str, Any] | None = None,
-    ) -> int:
-        return 0
-
-    @property
-    def connected(self) -> bool:
-        return True
-
-    def on_connect(self, callback: Callable[[], Any]) -> None:
-        pass
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-
-async def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
+async def wait(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    await eventually(predicate, timeout=timeout, what="the listener")
 
 
 @pytest.fixture
@@ -101,7 +33,7 @@ async def setup() -> Any:
         )
     )
     await app.open()
-    transport = ScriptedTransport()
+    transport = FakeTransport()
     listener = Listener(app, transport=transport)
     task = asyncio.create_task(listener.run())
     await wait(listener.running.is_set)
@@ -127,7 +59,7 @@ async def test_queue_unavailable_holds_the_messages_until_it_is_back(setup: Any)
     real_push = app.driver.push
     failures = 2
 
-    async def flaky_push(jobs: Sequence[Job]) -> list[str]:
+    async def flaky_push(jobs: Sequence[Envelope]) -> list[str]:
         nonlocal failures
         if failures:
             failures -= 1
@@ -146,7 +78,7 @@ async def test_a_job_the_driver_refuses_is_failed_and_the_rest_pushed(setup: Any
     app, transport, _, _ = setup
     real_push = app.driver.push
 
-    async def picky_push(jobs: Sequence[Job]) -> list[str]:
+    async def picky_push(jobs: Sequence[Envelope]) -> list[str]:
         if any(j.kwargs["message"]["$message"]["payload"] == 13 for j in jobs):
             raise DriverError("cannot store 13")
         return await real_push(jobs)
@@ -162,7 +94,7 @@ async def test_a_job_the_driver_refuses_is_failed_and_the_rest_pushed(setup: Any
 async def test_stop_while_the_queue_is_down_leaves_messages_unacked(setup: Any) -> None:
     app, transport, listener, task = setup
 
-    async def down(jobs: Sequence[Job]) -> list[str]:
+    async def down(jobs: Sequence[Envelope]) -> list[str]:
         raise DriverUnavailable("backend down")
 
     app.driver.push = down
@@ -192,12 +124,12 @@ async def test_a_message_with_sync_and_async_routes_is_acked_after_both() -> Non
     real_push = app.driver.push
     release = asyncio.Event()
 
-    async def slow_push(jobs: Sequence[Job]) -> list[str]:
+    async def slow_push(jobs: Sequence[Envelope]) -> list[str]:
         await release.wait()
         return await real_push(jobs)
 
     app.driver.push = slow_push
-    transport = ScriptedTransport()
+    transport = FakeTransport()
     listener = Listener(app, transport=transport)
     task = asyncio.create_task(listener.run())
     await wait(listener.running.is_set)

@@ -1,4 +1,4 @@
-"""The plugin host (mqttq.plugins, mqttq.registry) and the PluginPackageSuite kit."""
+"""The plugin host (mqttq.plugins, mqttq.catalog) and the PluginPackageSuite kit."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import mqttq.plugins
 from mqttq import hookimpl
 from mqttq.builtin.memory import MemoryQueueDriver
+from mqttq.catalog import Register
 from mqttq.errors import PluginConflictError, PluginLoadError, UnknownPluginError
 from mqttq.plugins import GROUP, make_plugin_manager
-from mqttq.registry import Register
 from mqttq.testing import PluginPackageSuite
 
 
@@ -71,7 +71,7 @@ def test_broken_plugin_is_recorded_not_fatal(entry_points: Callable[..., None]) 
     assert broken.error is not None
     assert "ModuleNotFoundError" in broken.error
     assert good.status == "loaded"
-    assert host.registry("queue_drivers").load("good") is FakeDriver
+    assert host.catalog("queue_drivers").load("good") is FakeDriver
 
 
 def test_strict_plugins_raise_on_a_broken_plugin(
@@ -89,7 +89,7 @@ def test_hook_that_raises_marks_its_plugin_failed(entry_points: Callable[..., No
 
     entry_points(bad=plugin_module("mqttq_test_bad", mqttq_register_queue_drivers=explode))
     host = make_plugin_manager()
-    drivers = host.registry("queue_drivers")
+    drivers = host.catalog("queue_drivers")
     assert host.plugins["bad"].status == "failed"
     assert "kaboom" in (host.plugins["bad"].error or "")
     assert drivers.load("memory") is MemoryQueueDriver
@@ -105,7 +105,7 @@ def test_allow_list_from_environment(
     monkeypatch.setenv("MQTTQ_PLUGINS", "")
     host = make_plugin_manager()
     assert host.plugins["good"].status == "blocked"
-    assert "good" not in host.registry("queue_drivers").names()
+    assert "good" not in host.catalog("queue_drivers").names()
 
 
 def test_only_argument_overrides_environment(
@@ -124,7 +124,7 @@ def test_disable_autoload(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MQTTQ_DISABLE_PLUGIN_AUTOLOAD", "1")
     host = make_plugin_manager()
     assert list(host.plugins) == ["builtin"]
-    assert host.registry("queue_drivers").names() == ["memory"]
+    assert host.catalog("queue_drivers").names() == ["memory"]
     monkeypatch.setattr(mqttq.plugins, "_entry_points", lambda: [])
     assert list(make_plugin_manager(autoload=True).plugins) == ["builtin"]
 
@@ -147,7 +147,7 @@ def test_conflict_names_both_providers() -> None:
         ],
     )
     with pytest.raises(PluginConflictError) as info:
-        host.registry("queue_drivers")
+        host.catalog("queue_drivers")
     assert "first-plugin" in str(info.value)
     assert "second-plugin" in str(info.value)
 
@@ -158,7 +158,7 @@ def test_plugin_can_replace_a_builtin() -> None:
 
     extra = [("better-memory", plugin_module("p3", mqttq_register_queue_drivers=mine))]
     host = make_plugin_manager(autoload=False, extra=extra)
-    assert host.registry("queue_drivers").load("memory") is FakeDriver
+    assert host.catalog("queue_drivers").load("memory") is FakeDriver
     provided = {info.name: info.provides for info in host.describe()}
     assert provided["better-memory"] == {"queue_drivers": ["memory"]}
     assert "queue_drivers" not in provided["builtin"]
@@ -174,7 +174,7 @@ def test_lazy_targets_import_on_first_use(tmp_path: Path, monkeypatch: pytest.Mo
         register("malformed", "no_colon_here")
 
     extra = [("lazy-plugin", plugin_module("p4", mqttq_register_job_runners=lazy))]
-    runners = make_plugin_manager(autoload=False, extra=extra).registry("job_runners")
+    runners = make_plugin_manager(autoload=False, extra=extra).catalog("job_runners")
     try:
         assert "mqttq_test_lazy_target" not in sys.modules
         thing = runners.load("lazy")
@@ -191,11 +191,11 @@ def test_lazy_targets_import_on_first_use(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_unknown_names_get_install_hints() -> None:
     host = make_plugin_manager(autoload=False)
-    drivers = host.registry("queue_drivers")
+    drivers = host.catalog("queue_drivers")
     with pytest.raises(UnknownPluginError, match="install mqttq-redis"):
         drivers.load("redis")
     with pytest.raises(UnknownPluginError, match="install mqttq-navien"):
-        host.registry("devices").load("navien")
+        host.catalog("devices").load("navien")
     with pytest.raises(UnknownPluginError, match=r"known: memory"):
         drivers.load("nonsense")
 

@@ -16,6 +16,7 @@ import pytest
 import mqttq
 from mqttq.builtin.memory import MemoryQueueDriver
 from mqttq.config import structure
+from mqttq.testing import eventually
 from mqttq.worker import Worker
 
 
@@ -32,10 +33,7 @@ async def app() -> AsyncIterator[mqttq.App]:
 
 
 async def wait_until(predicate: Any, timeout: float = 10.0) -> None:
-    """Bounded wait on an observable condition."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
+    await eventually(predicate, timeout=timeout, what="the worker")
 
 
 async def test_runs_sync_and_async_jobs_with_their_arguments(app: mqttq.App) -> None:
@@ -106,9 +104,9 @@ async def test_failing_job_runs_max_tries_times_with_growing_gaps() -> None:
 async def test_unknown_job_is_failed_without_importing_anything(app: mqttq.App) -> None:
     module = f"mqttq_never_imported_{uuid.uuid4().hex}"
     jobs = [
-        mqttq.Job(name="os:system", args=["echo pwned"]),
-        mqttq.Job(name="builtins:eval", args=["1+1"]),
-        mqttq.Job(name=f"{module}:run"),
+        mqttq.Envelope(name="os:system", args=["echo pwned"]),
+        mqttq.Envelope(name="builtins:eval", args=["1+1"]),
+        mqttq.Envelope(name=f"{module}:run"),
     ]
     await app.driver.push(jobs)
     await Worker(app, burst=True).run()
@@ -274,7 +272,7 @@ async def test_on_failure_and_job_events() -> None:
     app = mqttq.App(config, host=host)
     failures: list[tuple[str, str]] = []
 
-    async def on_failure(job: mqttq.Job, error: str) -> None:
+    async def on_failure(job: mqttq.Envelope, error: str) -> None:
         failures.append((job.id, error))
 
     @app.job(max_tries=1, on_failure=on_failure)
@@ -301,7 +299,7 @@ class FlakyDriver(MemoryQueueDriver):
 
     outages = 3
 
-    async def claim(self, *args: Any, **kwargs: Any) -> list[mqttq.Job]:
+    async def claim(self, *args: Any, **kwargs: Any) -> list[mqttq.Envelope]:
         if self.outages:
             self.outages -= 1
             raise mqttq.DriverUnavailable("backend restarting")

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
-from redis_server_support import RedisServer
 
+from mqttq.testing.fixtures import mosquitto, own_redis, redis_server  # noqa: F401
+from mqttq.testing.services import RedisServer
 from mqttq_redis.driver import RedisQueueDriver
-
-
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -27,7 +19,7 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer, prefix: str) -> str:
+def redis_url(redis_server: RedisServer, prefix: str) -> str:  # noqa: F811
     return f"{redis_server.url}?prefix={prefix}"
 
 
@@ -35,12 +27,3 @@ def redis_url(redis_server: RedisServer, prefix: str) -> str:
 async def driver(redis_url: str) -> AsyncIterator[RedisQueueDriver]:
     async with RedisQueueDriver.from_url(redis_url, failed_ttl=3600) as d:
         yield d
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of the test's own, which it may kill and restart."""
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from redis_server_support import LEAST_PASSWORD, LEAST_PREFIX, LEAST_USER, RedisServer
 
 from mqttq.interfaces import QueueDriver
 from mqttq.testing import DriverFactory, PluginPackageSuite, QueueDriverSuite
+from mqttq.testing.services import LEAST_PASSWORD, LEAST_PREFIX, LEAST_USER, RedisServer
 from mqttq_redis.driver import RedisQueueDriver
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server_support import (
+
+from mqttq.errors import ConfigError, DriverError, DriverUnavailable
+from mqttq.models import Envelope
+from mqttq.testing.services import (
     ACL_PASSWORD,
     ACL_PREFIX,
     ACL_USER,
@@ -18,16 +21,13 @@ from redis_server_support import (
     free_port,
     make_certificates,
 )
-
-from mqttq.errors import ConfigError, DriverError, DriverUnavailable
-from mqttq.models import Job
 from mqttq_redis.driver import RedisQueueDriver
 
 CLAIMER = Path(__file__).with_name("_claimer.py")
 
 
-def job(queue: str = "default", **fields: object) -> Job:
-    return Job(name="tests:noop", queue=queue, **fields)  # type: ignore[arg-type]
+def job(queue: str = "default", **fields: object) -> Envelope:
+    return Envelope(name="tests:noop", queue=queue, **fields)  # type: ignore[arg-type]
 
 
 # -- URLs and options ---------------------------------------------------------------------------
@@ -87,11 +87,11 @@ async def test_an_option_redis_py_refuses_is_a_driver_error(redis_server: RedisS
         await driver.open()
 
 
-async def test_operations_give_up_after_retry_for(own_server: RedisServer) -> None:
+async def test_operations_give_up_after_retry_for(own_redis: RedisServer) -> None:
     """Once open, a vanished Redis is retried for ``retry_for`` seconds, then DriverUnavailable."""
-    async with RedisQueueDriver.from_url(own_server.url, retry_for=0.3) as driver:
+    async with RedisQueueDriver.from_url(own_redis.url, retry_for=0.3) as driver:
         await driver.push([job()])
-        own_server.kill()
+        own_redis.kill()
         with pytest.raises(DriverUnavailable, match=r"cannot reach Redis at .*is redis-server"):
             await driver.push([job()])
         with pytest.raises(DriverUnavailable):
@@ -206,11 +206,11 @@ async def test_eight_claimer_processes_claim_each_job_exactly_once(
 # -- Redis restart -------------------------------------------------------------------------------
 
 
-async def test_redis_restart_mid_load_loses_nothing(own_server: RedisServer) -> None:
+async def test_redis_restart_mid_load_loses_nothing(own_redis: RedisServer) -> None:
     """kill -9 Redis (AOF, fsync always) while producers push and claimers work: every job
     pushed is processed, and producers and claimers resume by themselves."""
     total, batch, queue = 4000, 50, "restart"
-    url = own_server.url
+    url = own_redis.url
     pushed: list[str] = []
     done: set[str] = set()
     restarted = asyncio.Event()
@@ -233,8 +233,8 @@ async def test_redis_restart_mid_load_loses_nothing(own_server: RedisServer) -> 
     async def chaos() -> None:
         while len(done) < total // 4:
             await asyncio.sleep(0.005)
-        own_server.kill()
-        await asyncio.to_thread(own_server.start)  # same port, same AOF
+        own_redis.kill()
+        await asyncio.to_thread(own_redis.start)  # same port, same AOF
         restarted.set()
 
     drivers = [RedisQueueDriver.from_url(url, retry_for=60) for _ in range(4)]
@@ -253,16 +253,16 @@ async def test_redis_restart_mid_load_loses_nothing(own_server: RedisServer) -> 
             await d.aclose()
 
 
-async def test_blocked_claim_survives_a_restart(own_server: RedisServer) -> None:
+async def test_blocked_claim_survives_a_restart(own_redis: RedisServer) -> None:
     """A claim blocked in BLPOP when Redis dies waits for it and returns the job pushed after."""
     async with (
-        RedisQueueDriver.from_url(own_server.url) as waiter,
-        RedisQueueDriver.from_url(own_server.url) as pusher,
+        RedisQueueDriver.from_url(own_redis.url) as waiter,
+        RedisQueueDriver.from_url(own_redis.url) as pusher,
     ):
         task = asyncio.ensure_future(waiter.claim(["w"], 1, lease=30, wait=60))
         await asyncio.sleep(0.05)  # give the claim time to block; the outcome is the same if not
-        own_server.kill()
-        await asyncio.to_thread(own_server.start)
+        own_redis.kill()
+        await asyncio.to_thread(own_redis.start)
         pushed = job("w")
         await pusher.push([pushed])
         got = await asyncio.wait_for(task, 30)
@@ -285,7 +285,7 @@ async def test_push_of_an_already_queued_id_fails_whole_batch(driver: RedisQueue
 async def test_bulk_push_and_batched_claim_keep_fifo(driver: RedisQueueDriver) -> None:
     jobs = [job("bulk", kwargs={"i": i}) for i in range(3000)]
     assert await driver.push(jobs) == [j.id for j in jobs]
-    got: list[Job] = []
+    got: list[Envelope] = []
     while batch := await driver.claim(["bulk"], 700, lease=30):
         got += batch
     assert [j.kwargs["i"] for j in got] == list(range(3000))

@@ -14,7 +14,7 @@ from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 from typing import Any
 
-from mqttq.models import Job
+from mqttq.models import Envelope
 from mqttq_sqlite.driver import SqliteQueueDriver
 
 
@@ -57,7 +57,7 @@ def produce(
             barrier.wait(timeout=60)
             for start in range(0, count, 50):
                 batch = [
-                    Job(id=f"p{i:05d}", name="tests:noop", queue=queue, kwargs={"i": i})
+                    Envelope(id=f"p{i:05d}", name="tests:noop", queue=queue, kwargs={"i": i})
                     for i in range(start, min(count, start + 50))
                 ]
                 await driver.push(batch)

@@ -38,4 +38,4 @@ class TestSqlitePlugin(PluginPackageSuite):
     distribution = "mqttq-sqlite"
     plugin_name = "sqlite"
     provides = {"queue_drivers": {"sqlite"}}
-    heavy_imports = {"sqlite3", "aiosqlite", "mqttq_sqlite.driver"}
+    heavy_imports = {"sqlite3", "mqttq_sqlite.driver"}

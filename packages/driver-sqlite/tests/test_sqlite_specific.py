@@ -15,7 +15,7 @@ import pytest
 
 from mqttq.codec import decode_job
 from mqttq.errors import ConfigError, DriverError, DriverUnavailable, PayloadError
-from mqttq.models import Job
+from mqttq.models import Envelope
 from mqttq.testing import eventually, make_job
 from mqttq_sqlite import SchemaVersionError
 from mqttq_sqlite._schema import SCHEMA_VERSION
@@ -279,7 +279,7 @@ async def test_processes_never_claim_a_job_twice(
 ) -> None:
     """One producer and three consumer processes on one file: every job exactly once."""
     queue, consumers = "mp", 3
-    before = [Job(id=f"a{i:05d}", name="tests:noop", queue=queue) for i in range(1500)]
+    before = [Envelope(id=f"a{i:05d}", name="tests:noop", queue=queue) for i in range(1500)]
     await driver.push(before)
     barrier, producer_done = SPAWN.Barrier(consumers + 1), SPAWN.Event()
     outs = [tmp_path / f"consumer-{i}.txt" for i in range(consumers)]
@@ -317,7 +317,7 @@ async def test_expired_lease_of_a_dead_process_is_reclaimed(
     await asyncio.to_thread(_run, [proc], [Path(f"{out}.error")])
     assert out.read_text().split() == [job.id, "1"]
 
-    async def reclaim() -> list[Job]:
+    async def reclaim() -> list[Envelope]:
         return await driver.claim(["crash"], 1, lease=30, wait=0.2)
 
     [again] = await eventually(reclaim, timeout=10, what="the dead process's job")

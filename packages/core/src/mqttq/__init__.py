@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from importlib import metadata
 
-import pluggy
-
 from mqttq.app import App
 from mqttq.config import Config, load_config
 from mqttq.errors import (
@@ -28,13 +26,14 @@ from mqttq.errors import (
     UnknownJobError,
     UnknownPluginError,
 )
+from mqttq.hookspecs import hookimpl
 from mqttq.interfaces import Capability, JobRunner, QueueDriver
 from mqttq.jobs import JobSpec, job
 from mqttq.models import (
     Backoff,
     Call,
+    Envelope,
     FailedJob,
-    Job,
     JobEvent,
     JobRecord,
     Message,
@@ -42,8 +41,6 @@ from mqttq.models import (
     WorkerInfo,
 )
 from mqttq.plugins import make_plugin_manager
-
-hookimpl = pluggy.HookimplMarker("mqttq")
 
 try:
     __version__ = metadata.version("mqttq")
@@ -59,8 +56,8 @@ __all__ = [
     "ConfigError",
     "DriverError",
     "DriverUnavailable",
+    "Envelope",
     "FailedJob",
-    "Job",
     "JobEvent",
     "JobNotFoundError",
     "JobRecord",

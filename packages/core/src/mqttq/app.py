@@ -1,28 +1,35 @@
-"""``App``: configuration, the plugin host and the job registry, opened as one async resource."""
+"""``App``: configuration, the plugin host and the job registry, opened as one async resource.
+
+Everything a process builds from its configuration is made here: the queue driver, the MQTT
+transport and job runners (each looked up in the plugin catalogs), and the job registry.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 from mqttq.config import Config, load_config
 from mqttq.errors import ConfigError, MqttqError
-from mqttq.interfaces import QueueDriver
-from mqttq.jobs import JobRegistry, JobSpec
+from mqttq.interfaces import JobRunner, QueueDriver, Transport
+from mqttq.jobs import JobRegistry
 from mqttq.models import JobEvent
 from mqttq.plugins import PluginHost, make_plugin_manager
 from mqttq.queue import Queue
 
+if TYPE_CHECKING:
+    from mqttq.catalog import Catalog
+
 log = logging.getLogger(__name__)
 
 
-def driver_scheme(url: str) -> str:
+def url_scheme(url: str, key: str) -> str:
     scheme = urlsplit(url).scheme
     if not scheme:
-        raise ConfigError(f"queue.url {url!r} has no scheme (sqlite:///path.db, redis://host/0)")
+        raise ConfigError(f"{key} {url!r} has no scheme", [(key, "no scheme")])
     return scheme
 
 
@@ -32,17 +39,22 @@ class App:
     ``async with app:`` opens the queue driver; ``app.queue`` pushes jobs.
     """
 
-    def __init__(self, config: Config | None = None, *, host: PluginHost | None = None) -> None:
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        host: PluginHost | None = None,
+        jobs: JobRegistry | None = None,
+    ) -> None:
         self.config = config or Config()
         self.host = host or make_plugin_manager()
-        self.jobs = JobRegistry()
-        self.jobs.add_all(self.config.jobs.register, self.config.jobs.modules)
-        for route in self.config.routes:
-            if route.job not in self.jobs and ":" in route.job:
-                self.jobs.add_target(route.job)
+        #: the jobs this app may run (default: those the configuration names)
+        self.jobs = JobRegistry.from_config(self.config) if jobs is None else jobs
         self.queue = Queue(self)
         self._driver: QueueDriver | None = None
-        self._observed = bool(self.host.hook.mqttq_job_event.get_hookimpls())
+        #: ``mqttq_job_event`` implementations, in pluggy's calling order
+        self._observers = list(reversed(self.host.hook.mqttq_job_event.get_hookimpls()))
+        self._observer_errors: set[tuple[str, type[BaseException]]] = set()
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None, **kw: Any) -> Self:
@@ -60,16 +72,40 @@ class App:
 
         return register(func) if func is not None else register
 
-    def spec(self, name: str) -> JobSpec:
-        return self.jobs.get(name)
+    # -- what the configuration names -------------------------------------------------------------
+
+    def driver_class(self) -> type[QueueDriver]:
+        url = self.config.queue.url
+        cls: type[QueueDriver] = self._catalog("queue_drivers").load(url_scheme(url, "queue.url"))
+        return cls
+
+    def make_driver(self, *, create: bool = True) -> QueueDriver:
+        """The queue driver for ``queue.url`` (not opened). ``create=False``: for commands that
+        only look, which must not create a queue that does not exist yet."""
+        options: dict[str, Any] = {"failed_ttl": self.config.queue.failed_ttl}
+        if not create:
+            options["create"] = False
+        return self.driver_class().from_url(self.config.queue.url, **options)
+
+    def make_transport(self, **options: Any) -> Transport:
+        """The MQTT transport for ``mqtt.url`` (not connected)."""
+        cls = self._catalog("transports").load(url_scheme(self.config.mqtt.url, "mqtt.url"))
+        transport: Transport = cls.from_config(self.config.mqtt, **options)
+        return transport
+
+    def runner_class(self, name: str | None = None) -> type[JobRunner]:
+        cls: type[JobRunner] = self._catalog("job_runners").load(name or self.config.worker.runner)
+        return cls
+
+    def make_runner(self, name: str | None = None, *, concurrency: int | None = None) -> JobRunner:
+        """A job runner (``worker.runner`` by default), not opened."""
+        cls = self.runner_class(name)
+        return cls(app=self, concurrency=concurrency or self.config.worker.concurrency)
+
+    def _catalog(self, kind: str) -> Catalog:
+        return self.host.catalog(kind)
 
     # -- driver -----------------------------------------------------------------------------------
-
-    def make_driver(self) -> QueueDriver:
-        url = self.config.queue.url
-        cls = self.host.registry("queue_drivers").load(driver_scheme(url))
-        driver: QueueDriver = cls.from_url(url, failed_ttl=self.config.queue.failed_ttl)
-        return driver
 
     @property
     def driver(self) -> QueueDriver:
@@ -77,9 +113,13 @@ class App:
             raise MqttqError("the app is not open: use `async with app:`")
         return self._driver
 
-    async def open(self) -> None:
+    @property
+    def is_open(self) -> bool:
+        return self._driver is not None
+
+    async def open(self, *, create: bool = True) -> None:
         if self._driver is None:
-            driver = self.make_driver()
+            driver = self.make_driver(create=create)
             await driver.open()
             self._driver = driver
 
@@ -100,11 +140,22 @@ class App:
     @property
     def observed(self) -> bool:
         """True when some plugin implements ``mqttq_job_event`` (events are skipped otherwise)."""
-        return self._observed
+        return bool(self._observers)
 
     def emit(self, event: JobEvent) -> None:
-        """Tell observers; an observer's exception is logged and never reaches the job."""
-        try:
-            self.host.hook.mqttq_job_event(event=event)
-        except Exception:
-            log.exception("a mqttq_job_event observer failed on %s", event.kind)
+        """Tell each observer in turn; one that raises is logged (once per plugin and kind of
+        error) and never keeps the others, or the job, from going on."""
+        for impl in self._observers:
+            try:
+                impl.function(**({"event": event} if "event" in impl.argnames else {}))
+            except Exception as exc:
+                name = self.host.pm.get_name(impl.plugin) or repr(impl.plugin)
+                if (name, type(exc)) not in self._observer_errors:
+                    self._observer_errors.add((name, type(exc)))
+                    log.exception(
+                        "mqttq_job_event observer %s failed on a %s event (further %s errors "
+                        "of this observer are not logged)",
+                        name,
+                        event.kind,
+                        type(exc).__name__,
+                    )

@@ -14,7 +14,7 @@ import orjson
 from cattrs.preconf.orjson import make_converter
 
 from mqttq.errors import PayloadError
-from mqttq.models import ENVELOPE_VERSION, Job
+from mqttq.models import ENVELOPE_VERSION, Envelope
 
 T = TypeVar("T")
 
@@ -75,14 +75,14 @@ def decode_value(data: bytes) -> Any:
     return _untag(raw) if _BYTES_MARKER in data else raw
 
 
-def encode_job(job: Job) -> bytes:
+def encode_job(job: Envelope) -> bytes:
     """The job envelope: versioned JSON."""
     return dumps(job)
 
 
-def decode_job(data: bytes | str) -> Job:
+def decode_job(data: bytes | str) -> Envelope:
     """Read a job envelope; refuses envelopes from a newer, unknown format version."""
-    job = loads(data, Job)
+    job = loads(data, Envelope)
     if job.v > ENVELOPE_VERSION:
         raise PayloadError(f"job envelope version {job.v} is newer than this mqttq understands")
     return job

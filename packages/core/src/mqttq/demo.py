@@ -22,7 +22,6 @@ from pathlib import Path
 
 import attrs
 import orjson
-import pluggy
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -33,12 +32,13 @@ from mqttq import demo_jobs
 from mqttq.app import App
 from mqttq.config import structure
 from mqttq.errors import MqttqError
-from mqttq.listener import Listener, serve
+from mqttq.hookspecs import hookimpl
+from mqttq.listener import Listener
 from mqttq.models import JobEvent
 from mqttq.plugins import make_plugin_manager
+from mqttq.run import serve
 
 log = logging.getLogger("mqttq.demo")
-hookimpl = pluggy.HookimplMarker("mqttq")
 
 #: a stalled demo (no progress for this long) gives up instead of hanging
 STALL_TIMEOUT = 60.0
@@ -124,9 +124,7 @@ async def simulate_devices(
     app: App, prefix: str, opts: DemoOptions, counters: Counters, stop: asyncio.Event
 ) -> None:
     """Heaters taking turns to publish a reading (QoS 1) at ``opts.rate`` in total."""
-    from mqttq.listener import make_transport
-
-    publisher = make_transport(app, client_id=f"mqttq-demo-devices-{uuid.uuid4().hex[:6]}")
+    publisher = app.make_transport(client_id=f"mqttq-demo-devices-{uuid.uuid4().hex[:6]}")
     async with publisher:
         interval = 1.0 / opts.rate
         started = time.monotonic()

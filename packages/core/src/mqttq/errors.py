@@ -12,6 +12,7 @@
     │   └── NotConnectedError
     ├── DriverError
     │   ├── DriverUnavailable  backend unreachable; retrying is safe
+    │   ├── QueueNotFoundError the queue's storage does not exist (and was not to be created)
     │   └── JobNotFoundError
     ├── JobTimeoutError        a job ran longer than its timeout
     └── NotSupportedError      an optional capability was used but not declared
@@ -73,6 +74,10 @@ class DriverError(MqttqError):
 
 class DriverUnavailable(DriverError):
     """The queue backend cannot be reached right now; retrying later is safe."""
+
+
+class QueueNotFoundError(DriverError):
+    """The queue's storage does not exist, and the command was not to create it."""
 
 
 class JobNotFoundError(DriverError):

@@ -22,10 +22,12 @@ import pluggy
 if TYPE_CHECKING:
     import typer
 
+    from mqttq.catalog import Register
     from mqttq.models import JobEvent
-    from mqttq.registry import Register
 
 hookspec = pluggy.HookspecMarker("mqttq")
+#: marks implementations of these hooks (also ``mqttq.hookimpl`` and ``mqttq.plugin.hookimpl``)
+hookimpl = pluggy.HookimplMarker("mqttq")
 
 
 # ---------------------------------------------------------------------------------------------

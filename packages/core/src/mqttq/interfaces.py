@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import attrs
 
-from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+from mqttq.errors import NotSupportedError
+from mqttq.models import Envelope, FailedJob, JobRecord, QueueStats, WorkerInfo
 
 if TYPE_CHECKING:
     from mqttq.config import MqttConfig
@@ -25,12 +26,38 @@ class Capability(enum.Enum):
 
     #: pull-based: claim/ack/extend/retry/release (a push-only driver, like rq, lacks it)
     CLAIM = "claim"
-    DELAY = "delay"  #: honours Job.available_at
+    DELAY = "delay"  #: honours Envelope.available_at
     DURABLE = "durable"  #: jobs survive a process restart
-    UNIQUE = "unique"  #: honours Job.unique_key
+    UNIQUE = "unique"  #: honours Envelope.unique_key
     FAILED_REGISTRY = "failed_registry"  #: fail() keeps jobs for list/show/requeue/forget/purge
     WORKERS = "workers"  #: worker heartbeats for ``mqttq workers``
     MULTI_PROCESS = "multi_process"  #: several processes may share one queue
+
+
+#: what each capability lets a user do, for error messages
+_USES = {
+    Capability.CLAIM: "claiming jobs (it is push-only)",
+    Capability.DELAY: "delayed jobs",
+    Capability.DURABLE: "keeping jobs across restarts",
+    Capability.UNIQUE: "unique keys",
+    Capability.FAILED_REGISTRY: "a failed-job registry",
+    Capability.WORKERS: "worker heartbeats",
+    Capability.MULTI_PROCESS: "several processes on one queue",
+}
+
+
+def require(driver: QueueDriver | type[QueueDriver], capability: Capability, why: str = "") -> None:
+    """Raise :class:`NotSupportedError` naming the capability and the driver when ``driver``
+    does not declare ``capability``. ``why`` says what needed it (``"a job with delay=5"``)."""
+    if capability in driver.capabilities:
+        return
+    cls = driver if isinstance(driver, type) else type(driver)
+    name = "/".join(cls.schemes) or cls.__name__
+    needed = f" (needed for {why})" if why else ""
+    raise NotSupportedError(
+        f"the {name} queue driver does not support {_USES[capability]}: it does not declare "
+        f"Capability.{capability.name}{needed}"
+    )
 
 
 class AsyncResource:
@@ -55,15 +82,25 @@ class QueueDriver(AsyncResource, abc.ABC):
     """Durable hand-off between producers (listener, API) and workers.
 
     One instance per process, built by :meth:`from_url` (no I/O) and opened with ``async with``.
-    Every method may raise ``DriverUnavailable`` (retryable) or another ``DriverError``.
+    Every method may raise ``DriverUnavailable`` (the backend cannot be reached; retrying later
+    is safe) or another ``DriverError``; no backend exception ever escapes. Each rule below is a
+    test of ``mqttq.testing.QueueDriverSuite``.
 
-    The contract, checked row by row by ``mqttq.testing.QueueDriverSuite``:
-
-    * ``push`` is atomic per batch and FIFO among ready jobs of a queue.
-    * A delayed job is not claimable before ``available_at`` and is claimable within 1 s after it.
-    * ``claim`` never hands a job to two workers while its lease is valid; attempts + 1 per claim.
-    * Expired leases make a job claimable again (by a reaper or on claim); attempts are never lost.
-    * ``ack`` and ``release`` are idempotent; unknown ids are ignored.
+    * ``push`` is atomic per batch and FIFO among ready jobs of a queue (by ``available_at``, then
+      push order). Pushing an id that is already live raises ``DriverError`` and stores nothing
+      of that batch.
+    * A delayed job is not claimable before ``available_at`` and is claimable within 1 s after
+      it, also by a claim that was already waiting.
+    * ``claim`` never hands a job to two claimers while its lease is valid, within one instance
+      or across instances on the same storage; each claim adds 1 to ``attempts``.
+    * A job whose lease ran out is claimable again (by a reaper or on claim), its attempts kept.
+      Until it is claimed again it counts as *ready* everywhere (``stats``, ``size``,
+      ``get_job``): it is waiting for a worker, not held by one.
+    * A stored entry that cannot be decoded (corrupt bytes, an envelope of a newer version) is
+      never handed out and never stops a claim: it goes to the failed registry with its raw
+      bytes (``FailedJob.raw``) and the reason, and the jobs behind it are claimed as usual.
+    * ``ack``, ``extend`` and ``release`` ignore ids that are not reserved; calling them twice
+      does nothing more.
     """
 
     #: URL schemes this class serves (informational; the plugin registers the names).
@@ -75,57 +112,76 @@ class QueueDriver(AsyncResource, abc.ABC):
     def from_url(cls, url: str, /, **options: Any) -> Self:
         """Build a driver from its URL (``sqlite:///path.db``). Must not do I/O.
 
-        Raise ``ConfigError`` for a malformed URL or unknown option.
+        mqttq always passes ``failed_ttl`` (seconds, from ``[queue] failed_ttl``) and, for
+        commands that only look (``mqttq stats``, ``failed list``...), ``create=False``: then
+        :meth:`open` must not create storage that does not exist yet, and raises
+        ``QueueNotFoundError`` instead. Options in the URL's query string and keyword options
+        mean the same; keywords win. Raise ``ConfigError`` for a malformed URL or an unknown
+        option.
         """
 
     # -- producing ----------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def push(self, jobs: Sequence[Job]) -> list[str]:
+    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
         """Store ``jobs`` atomically (all or none) and return their ids, in order.
 
-        A job whose ``unique_key`` matches a live (ready, delayed or reserved) job is not stored;
-        the live job's id is returned in its place (needs ``Capability.UNIQUE``).
+        A job whose ``unique_key`` matches a live (ready, delayed or reserved) job, or an earlier
+        job of the same batch, is not stored: the live job's id is returned in its place
+        (``Capability.UNIQUE``). An empty key means no key.
         """
 
     # -- consuming (Capability.CLAIM) ---------------------------------------------------------
 
     async def claim(
         self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
-    ) -> list[Job]:
-        """Atomically reserve up to ``n`` ready jobs, taking ``queues`` in priority order.
+    ) -> list[Envelope]:
+        """Atomically reserve up to ``n`` ready jobs, taking ``queues`` in the order given
+        (all ready jobs of the first before any of the second).
 
         Each claimed job gets a lease deadline ``now + lease`` and ``attempts + 1`` (the returned
-        jobs carry the new count). If nothing is ready, wait up to ``wait`` seconds for work to
-        arrive (blocking or adaptive polling, never a fixed long sleep) and return ``[]`` then.
+        envelopes carry the new count). If nothing is ready, wait up to ``wait`` seconds for work
+        (pushed by this instance or any other process, or a delayed job falling due) and return
+        ``[]`` then. Waiting blocks or polls adaptively, never a fixed long sleep.
         """
-        raise NotImplementedError(f"{type(self).__name__} is push-only")
+        raise _unsupported(self, Capability.CLAIM)
 
     async def ack(self, ids: Sequence[str]) -> None:
-        """The jobs are done: forget them and free their unique keys. Idempotent."""
-        raise NotImplementedError(f"{type(self).__name__} is push-only")
+        """The jobs are done: forget them and free their unique keys."""
+        raise _unsupported(self, Capability.CLAIM)
 
     async def extend(self, ids: Sequence[str], *, lease: float) -> None:
-        """Heartbeat: push the lease deadline of reserved jobs to ``now + lease``."""
-        raise NotImplementedError(f"{type(self).__name__} is push-only")
+        """Heartbeat: move the lease deadline of reserved jobs to ``now + lease``."""
+        raise _unsupported(self, Capability.CLAIM)
 
-    async def retry(self, job: Job, *, delay: float, error: str) -> None:
-        """Put a reserved job back, claimable after ``delay`` seconds, recording ``error``."""
-        raise NotImplementedError(f"{type(self).__name__} is push-only")
-
-    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
-        """Move a job (reserved or not yet stored) into the failed registry."""
-        raise NotImplementedError(f"{type(self).__name__} is push-only")
+    async def retry(self, job: Envelope, *, delay: float, error: str) -> None:
+        """Store ``job`` (as given, with its attempts) again, claimable after ``delay`` seconds,
+        with ``last_error = error``; its lease ends. ``delay=0`` means ready now."""
+        raise _unsupported(self, Capability.CLAIM)
 
     async def release(self, ids: Sequence[str]) -> None:
-        """Graceful shutdown: reserved jobs go back to ready, their attempt given back."""
-        raise NotImplementedError(f"{type(self).__name__} is push-only")
+        """Graceful shutdown: reserved jobs go back to the front of ready, their attempt given
+        back (``attempts - 1``)."""
+        raise _unsupported(self, Capability.CLAIM)
+
+    async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
+        """Move ``job`` into the failed registry (``Capability.FAILED_REGISTRY``), whether it is
+        reserved or was never stored (poison input from the listener), and free its unique key.
+
+        The entry keeps the envelope as given with ``last_error = error``, the ``error``,
+        ``traceback``, the job's ``attempts`` and ``failed_at`` = the time of this call. Failing an
+        id that is already in the registry replaces that entry.
+        """
+        raise _unsupported(self, Capability.FAILED_REGISTRY)
 
     # -- inspecting -----------------------------------------------------------------------------
 
     @abc.abstractmethod
     async def stats(self) -> dict[str, QueueStats]:
-        """Counts per queue name, for every queue that holds or held jobs."""
+        """Counts per queue name, for every queue that holds or held jobs (an emptied queue is
+        listed with zeros). *ready*: claimable now (expired leases included); *delayed*: waiting
+        for ``available_at``; *reserved*: under a valid lease; *failed*: in the failed registry.
+        ``oldest_ready_age``: seconds since the longest-waiting ready job became ready."""
 
     async def size(self, queue: str) -> int:
         """Jobs waiting in ``queue`` (ready + delayed)."""
@@ -133,33 +189,41 @@ class QueueDriver(AsyncResource, abc.ABC):
         return 0 if s is None else s.ready + s.delayed
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        """Where a job is now, or ``None`` when it is done or unknown."""
+        """Where a job is now (``ready``, ``delayed``, ``reserved`` with its lease deadline, or
+        ``failed`` with error and traceback), or ``None`` when it is done or unknown."""
         return None
 
     # -- failed registry (Capability.FAILED_REGISTRY) -------------------------------------------
 
+    # Entries disappear ``failed_ttl`` seconds after their ``failed_at``.
+
     async def failed_list(
         self, queue: str | None = None, *, offset: int = 0, limit: int = 100
     ) -> list[FailedJob]:
-        """Failed jobs, newest first, optionally of one queue."""
-        raise NotImplementedError
+        """Failed jobs, newest first (ties: the later failure first), optionally of one queue."""
+        raise _unsupported(self, Capability.FAILED_REGISTRY)
 
     async def failed_get(self, job_id: str) -> FailedJob | None:
-        raise NotImplementedError
+        """One entry, or ``None``."""
+        raise _unsupported(self, Capability.FAILED_REGISTRY)
 
     async def failed_requeue(self, ids: Sequence[str]) -> int:
-        """Move failed jobs back to ready with attempts reset; returns how many moved."""
-        raise NotImplementedError
+        """Move failed jobs back to the end of ready with attempts 0; returns how many moved.
+
+        Unknown ids count 0. An entry whose envelope cannot be decoded is not moved."""
+        raise _unsupported(self, Capability.FAILED_REGISTRY)
 
     async def failed_forget(self, ids: Sequence[str]) -> int:
-        raise NotImplementedError
+        """Delete entries; returns how many existed."""
+        raise _unsupported(self, Capability.FAILED_REGISTRY)
 
     async def failed_purge(self, queue: str | None = None) -> int:
-        raise NotImplementedError
+        """Delete every entry (of ``queue``); returns how many."""
+        raise _unsupported(self, Capability.FAILED_REGISTRY)
 
     async def failed_ids(self, queue: str | None = None) -> list[str]:
         """Every failed job id (for ``failed retry --all``), oldest first."""
-        raise NotImplementedError
+        raise _unsupported(self, Capability.FAILED_REGISTRY)
 
     # -- workers (Capability.WORKERS) -----------------------------------------------------------
 
@@ -172,6 +236,14 @@ class QueueDriver(AsyncResource, abc.ABC):
     async def workers(self) -> list[WorkerInfo]:
         """Live workers."""
         return []
+
+
+def _unsupported(driver: QueueDriver, capability: Capability) -> NotSupportedError:
+    try:
+        require(driver, capability)
+    except NotSupportedError as exc:
+        return exc
+    return NotSupportedError(f"{type(driver).__name__} declares {capability} but lacks the method")
 
 
 class JobRunner(AsyncResource, abc.ABC):
@@ -189,7 +261,7 @@ class JobRunner(AsyncResource, abc.ABC):
         self,
         func: Callable[..., Any],
         target: str,
-        job: Job,
+        job: Envelope,
         *,
         timeout: float | None,
     ) -> Any:

@@ -7,17 +7,21 @@ code and configuration; a name read from a queued payload is only ever *looked u
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import random
 from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import attrs
 
+from mqttq.catalog import import_target
 from mqttq.errors import ConfigError, UnknownJobError
-from mqttq.models import Backoff, Job
-from mqttq.registry import import_target
+from mqttq.models import Backoff, Envelope
+
+if TYPE_CHECKING:
+    from mqttq.config import Config
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,7 +29,7 @@ R = TypeVar("R")
 #: attribute ``@mqttq.job`` leaves on a function
 MARKER = "__mqttq_job__"
 
-OnFailure = Callable[[Job, str], Any]
+OnFailure = Callable[[Envelope, str], Any]
 
 
 def target_of(func: Callable[..., Any]) -> str:
@@ -52,6 +56,23 @@ class JobSpec:
     @property
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self.func)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc)
+    return (
+        text if isinstance(exc, ImportError | AttributeError) else f"{type(exc).__name__}: {text}"
+    )
+
+
+def _attempt(key: str, step: Callable[[], object], problems: list[tuple[str, str]] | None) -> None:
+    """Run one loading step; record its failure in ``problems``, or raise it without a list."""
+    try:
+        step()
+    except ConfigError as exc:
+        if problems is None:
+            raise
+        problems.append((key, str(exc).removeprefix(f"{key}: ")))
 
 
 def retry_delay(backoff: Backoff, attempt: int, rand: Callable[[], float] = random.random) -> float:
@@ -95,6 +116,36 @@ class JobRegistry:
     def __init__(self) -> None:
         self._specs: dict[str, JobSpec] = {}
 
+    @classmethod
+    def from_config(
+        cls, config: Config, problems: list[tuple[str, str]] | None = None
+    ) -> JobRegistry:
+        """The jobs ``config`` names: ``[jobs] register``, ``[jobs] modules``, then each route's
+        ``module:function``. The one place configured jobs are imported.
+
+        Without ``problems`` the first failure raises ``ConfigError``; with it, every failure is
+        appended as ``(key path, message)`` and loading goes on (``mqttq config check``, which
+        also reports route jobs named by a name nothing registered: an app may still register
+        those with ``@app.job`` before it builds its listener).
+        """
+        registry = cls()
+        steps: list[tuple[str, Callable[[], object]]] = []
+        for i, target in enumerate(config.jobs.register):
+            steps.append((f"jobs.register[{i}]", functools.partial(registry.add_target, target)))
+        for i, module in enumerate(config.jobs.modules):
+            steps.append((f"jobs.modules[{i}]", functools.partial(registry.add_module, module)))
+        for key, step in steps:
+            _attempt(key, step, problems)
+        for i, route in enumerate(config.routes):
+            key = f"routes[{i}].job"
+            if route.job in registry:
+                continue
+            if ":" in route.job:
+                _attempt(key, functools.partial(registry.add_target, route.job), problems)
+            elif problems is not None:  # an app may still register it with @app.job
+                problems.append((key, f"unknown job {route.job!r}: not registered by [jobs]"))
+        return registry
+
     def __contains__(self, name: object) -> bool:
         return name in self._specs
 
@@ -125,8 +176,8 @@ class JobRegistry:
             return self._specs[target]
         try:
             func = import_target(target)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigError(f"cannot load job {target!r}: {exc}") from exc
+        except Exception as exc:  # a job module may fail in any way while importing
+            raise ConfigError(f"cannot load job {target!r}: {_describe(exc)}") from exc
         if not callable(func):
             raise ConfigError(f"job {target!r} is not callable")
         return self.add_function(func)
@@ -135,8 +186,10 @@ class JobRegistry:
         """Register every ``@mqttq.job`` function defined in a module."""
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import job module {module_name!r}: {exc}") from exc
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot import job module {module_name!r}: {_describe(exc)}"
+            ) from exc
         return [
             self.add_function(obj)
             for obj in vars(module).values()

@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import signal
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from mqttq.errors import DriverUnavailable, MqttqError
+from mqttq.errors import MqttqError
 from mqttq.interfaces import Delivery, Transport
-from mqttq.models import Job, Message
+from mqttq.models import Envelope, Message
+from mqttq.retry import Outage, RetryPolicy, Stopped, retry
 from mqttq.routing import PoisonError, Route, Router, message_id, poison_job
 
 if TYPE_CHECKING:
@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mqttq.listener")
 
-#: bounds of the back-off while the queue backend is unreachable
-_RETRY = (0.1, 5.0)
+#: retries while the queue backend is unreachable
+UNAVAILABLE = RetryPolicy(first=0.1, max=5.0)
+T = TypeVar("T")
 
 
 @attrs.define
@@ -53,14 +54,6 @@ class ListenerStats:
 
     def as_dict(self) -> dict[str, int]:
         return attrs.asdict(self)
-
-
-def make_transport(app: App, **options: Any) -> Transport:
-    """The transport registered for the scheme of ``mqtt.url``."""
-    scheme = urlsplit(app.config.mqtt.url).scheme
-    cls = app.host.registry("transports").load(scheme)
-    transport: Transport = cls.from_config(app.config.mqtt, **options)
-    return transport
 
 
 class Listener:
@@ -81,14 +74,15 @@ class Listener:
     ) -> None:
         self.app = app
         self.router = router or Router.from_app(app)
-        self.transport = transport or make_transport(app)
+        self.transport = transport or app.make_transport()
         self.executor = executor
         self.batch = batch or app.config.mqtt.inflight
         self.stats = ListenerStats()
         self._stopping = asyncio.Event()
-        self._inline: asyncio.Queue[tuple[Delivery, list[Job]]] = asyncio.Queue()
+        self._inline: asyncio.Queue[tuple[Delivery, list[Envelope]]] = asyncio.Queue()
         self._lane: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
+        self._outage = Outage("queue unavailable, holding messages unacked", log)
 
     @property
     def needs_executor(self) -> bool:
@@ -101,9 +95,11 @@ class Listener:
 
     async def run(self) -> None:
         """Connect, subscribe and work until :meth:`stop`; closes the transport at the end."""
+        from mqttq.worker.executor import inline_executor
+
         async with contextlib.AsyncExitStack() as stack:
             if self.needs_executor and self.executor is None:
-                self.executor = await stack.enter_async_context(_inline_executor(self.app))
+                self.executor = await stack.enter_async_context(inline_executor(self.app))
             stack.push_async_callback(self.transport.aclose)
             if not await self._connect():
                 return
@@ -116,7 +112,7 @@ class Listener:
             try:
                 while batch := await self.transport.receive(self.batch):
                     await self.handle(batch)
-            except _Abandon:
+            except Stopped:
                 log.warning("stopped while the queue was unavailable: unacked messages come again")
             finally:
                 self.running.clear()
@@ -145,10 +141,10 @@ class Listener:
         stats.received += len(batch)
         stats.batches += 1
         now = time.time()
-        to_push: list[Job] = []
-        poison: list[tuple[Job, str]] = []
+        to_push: list[Envelope] = []
+        poison: list[tuple[Envelope, str]] = []
         ack_now: list[Delivery] = []
-        run_inline: list[tuple[Delivery, list[Job]]] = []
+        run_inline: list[tuple[Delivery, list[Envelope]]] = []
         router = self.router
         for delivery in batch:
             matches = router.match(
@@ -178,13 +174,13 @@ class Listener:
         delivery: Delivery,
         matches: list[tuple[Route, dict[str, str]]],
         now: float,
-        to_push: list[Job],
-        poison: list[tuple[Job, str]],
-    ) -> list[Job]:
+        to_push: list[Envelope],
+        poison: list[tuple[Envelope, str]],
+    ) -> list[Envelope]:
         """Fill ``to_push``/``poison`` for one message; return its inline (sync) jobs."""
         oversized = len(delivery.payload) > self.router.max_payload
         decoded: dict[str, Any] = {}
-        inline: list[Job] = []
+        inline: list[Envelope] = []
         msg_id = message_id(delivery)
         for route, params in matches:
             try:
@@ -209,57 +205,31 @@ class Listener:
             (inline if route.inline(delivery.qos) else to_push).append(job)
         return inline
 
-    async def _push(self, jobs: list[Job]) -> None:
-        """Push in one call; retry while the backend is down (the messages stay unacked)."""
-        delay = _RETRY[0]
-        while True:
-            try:
-                await self.app.queue.push_jobs(jobs)
-            except DriverUnavailable as exc:
-                log.warning(
-                    "queue unavailable, holding %d job(s), retry in %.1fs: %s",
-                    len(jobs),
-                    delay,
-                    exc,
-                )
-                await self._backoff(delay)
-                delay = min(delay * 2, _RETRY[1])
-                continue
-            except MqttqError as exc:
-                if len(jobs) > 1:  # find the job the driver refuses; push the others
-                    half = len(jobs) // 2
-                    await self._push(jobs[:half])
-                    await self._push(jobs[half:])
-                    return
-                await self._fail(jobs[0], f"cannot enqueue: {exc}")
+    async def _push(self, jobs: list[Envelope]) -> None:
+        """Push in one call, retrying while the backend is down (the messages stay unacked); a
+        job the driver refuses is found by halving the batch and recorded as failed."""
+        try:
+            await self._retrying(functools.partial(self.app.queue.push_jobs, jobs))
+        except Stopped:
+            raise
+        except MqttqError as exc:
+            if len(jobs) > 1:
+                half = len(jobs) // 2
+                await self._push(jobs[:half])
+                await self._push(jobs[half:])
                 return
-            self.stats.enqueued += len(jobs)
+            await self._fail(jobs[0], f"cannot enqueue: {exc}")
             return
+        self.stats.enqueued += len(jobs)
 
-    async def _fail(self, job: Job, error: str) -> None:
+    async def _fail(self, job: Envelope, error: str) -> None:
         log.warning("%s", error)
-        delay = _RETRY[0]
-        while True:
-            try:
-                await self.app.driver.fail(job, error=error)
-                return
-            except DriverUnavailable as exc:
-                log.warning("queue unavailable, retry in %.1fs: %s", delay, exc)
-                await self._backoff(delay)
-                delay = min(delay * 2, _RETRY[1])
-            except NotImplementedError:
-                log.error("the queue driver keeps no failed registry; dropped: %s", error)
-                return
+        await self._retrying(functools.partial(self.app.driver.fail, job, error=error))
 
-    async def _backoff(self, delay: float) -> None:
-        """Wait before a retry; a stop request ends waiting for the backend (and the turn:
-        its messages stay unacked and the broker delivers them again later)."""
-        if self._stopping.is_set():
-            raise _Abandon
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
-        if self._stopping.is_set():
-            raise _Abandon
+    async def _retrying(self, op: Callable[[], Awaitable[T]]) -> T:
+        """``op`` retried while the queue backend is unavailable. A stop request ends the wait
+        (:class:`Stopped`): the turn's messages stay unacked and the broker delivers them again."""
+        return await retry(op, outage=self._outage, policy=UNAVAILABLE, stop=self._stopping)
 
     # -- sync routes ------------------------------------------------------------------------------
 
@@ -273,18 +243,14 @@ class Listener:
             self.stats.acked += 1
             self._inline.task_done()
 
-    async def _run_inline(self, job: Job) -> None:
-        assert self.executor is not None
-        delay = _RETRY[0]
-        while True:
-            try:
-                await self.executor.run_inline(job)
-                self.stats.inline += 1
-                return
-            except DriverUnavailable as exc:  # the outcome could not be stored: run it again
-                log.warning("queue unavailable settling %s, retry in %.1fs: %s", job.id, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY[1])
+    async def _run_inline(self, job: Envelope) -> None:
+        """Run a sync-route job; while its outcome cannot be stored, run it again."""
+        executor = self.executor
+        assert executor is not None
+        await retry(
+            functools.partial(executor.run_inline, job), outage=self._outage, policy=UNAVAILABLE
+        )
+        self.stats.inline += 1
 
     async def _finish_lane(self) -> None:
         """Let the sync lane finish what was received, within ``worker.shutdown_grace``."""
@@ -301,102 +267,3 @@ class Listener:
                 "%d sync message(s) left unacked: the broker delivers them again",
                 self._inline.qsize(),
             )
-
-
-class _Abandon(Exception):
-    """Stop was requested while the queue backend was down."""
-
-
-@contextlib.asynccontextmanager
-async def _inline_executor(app: App) -> Any:
-    from mqttq.worker.executor import Executor
-
-    cfg = app.config.worker
-    runner_cls = app.host.registry("job_runners").load(cfg.runner)
-    async with runner_cls(app=app, concurrency=cfg.concurrency) as runner:
-        yield Executor(app, runner)
-
-
-def worker_queues(app: App) -> list[str]:
-    """``worker.queues``, then every route's queue not already listed (so ``mqttq run`` works
-    the jobs its own routes make)."""
-    queues = list(app.config.worker.queues)
-    for route in Router.from_app(app).routes:
-        if route.queue not in queues:
-            queues.append(route.queue)
-    return queues
-
-
-async def serve(
-    app: App,
-    *,
-    worker: bool = True,
-    concurrency: int | None = None,
-    queues: Sequence[str] | None = None,
-    runner: str | None = None,
-    install_signals: bool = True,
-    listener: Listener | None = None,
-) -> ListenerStats:
-    """``mqttq run`` (``worker=True``) and ``mqttq listen``: run until SIGTERM/SIGINT.
-
-    The first signal stops reading, pushes and acks what was received, then lets the worker
-    finish its running jobs (``worker.shutdown_grace``); a second signal stops the worker at once
-    (its running jobs are released, not lost). If either part fails, the other is stopped and the
-    error is raised.
-    """
-    from mqttq.worker import Worker
-
-    async with contextlib.AsyncExitStack() as stack:
-        if app._driver is None:
-            await stack.enter_async_context(app)
-        the_listener = listener or Listener(app)
-        the_worker = None
-        if worker:
-            the_worker = Worker(
-                app,
-                queues=queues or worker_queues(app),
-                concurrency=concurrency,
-                runner=runner,
-                install_signals=False,
-            )
-        signals = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal signals
-            signals += 1
-            log.warning(
-                "%s: %s",
-                signal.Signals(signum).name,
-                "stopping at once" if signals > 1 else "finishing received messages and jobs",
-            )
-            the_listener.stop()
-            if the_worker is not None and signals > 1:
-                the_worker.stop(now=True)
-
-        loop = asyncio.get_running_loop()
-        if install_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, on_signal, sig)
-                stack.callback(loop.remove_signal_handler, sig)
-        tasks: set[asyncio.Task[Any]] = {
-            asyncio.create_task(the_listener.run(), name="mqttq-listener")
-        }
-        if the_worker is not None:
-            tasks.add(asyncio.create_task(the_worker.run(), name="mqttq-worker"))
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            the_listener.stop()
-            if the_worker is not None:
-                the_worker.stop(now=True)
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        failed = any(t.exception() is not None for t in done)
-        the_listener.stop()  # the worker ended (an error), or the listener did
-        if the_worker is not None:
-            the_worker.stop(now=failed)
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-    return the_listener.stats

@@ -37,7 +37,7 @@ class Backoff:
 
 
 @attrs.frozen(kw_only=True)
-class Job:
+class Envelope:
     """One unit of work as it travels through a queue driver (the versioned JSON envelope).
 
     ``name`` is a registered job name; a worker looks it up in its own registry and never imports
@@ -77,12 +77,17 @@ class Call:
 
 @attrs.frozen(kw_only=True)
 class FailedJob:
-    """An entry of the failed registry: the job as it was, and why it failed."""
+    """An entry of the failed registry: the job as it was, and why it failed.
 
-    job: Job
+    ``raw`` holds the stored bytes of an entry whose envelope could not be decoded (then ``job``
+    is a stand-in with the id, queue and, when readable, the name); ``None`` otherwise.
+    """
+
+    job: Envelope
     error: str
     traceback: str = ""
     failed_at: float = attrs.field(factory=time.time)
+    raw: bytes | None = None
 
     @property
     def id(self) -> str:
@@ -104,7 +109,7 @@ class QueueStats:
 class JobRecord:
     """Where a job is now (``mqttq jobs show``): ready, delayed, reserved or failed."""
 
-    job: Job
+    job: Envelope
     state: str
     lease_expires_at: float | None = None
     error: str | None = None
@@ -136,7 +141,7 @@ class JobEvent:
     """
 
     kind: str
-    job: Job
+    job: Envelope
     error: str | None = None
     duration: float | None = None
     retry_in: float | None = None

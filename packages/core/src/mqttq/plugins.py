@@ -25,8 +25,8 @@ import attrs
 import pluggy
 
 from mqttq import hookspecs
+from mqttq.catalog import Catalog
 from mqttq.errors import PluginConflictError, PluginLoadError
-from mqttq.registry import Registry
 
 GROUP = "mqttq.plugins"
 PROJECT = "mqttq"
@@ -79,28 +79,28 @@ class PluginHost:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self.plugins: dict[str, PluginInfo] = {}
-        self._registries: dict[str, Registry] = {}
+        self._catalogs: dict[str, Catalog] = {}
 
     @property
     def hook(self) -> Any:
         return self.pm.hook
 
-    def registry(self, kind: str) -> Registry:
-        """The registry of ``kind`` (``queue_drivers``...), filled on first use."""
-        if kind not in self._registries:
-            self._registries[kind] = self._collect(kind)
-        return self._registries[kind]
+    def catalog(self, kind: str) -> Catalog:
+        """The catalog of ``kind`` (``queue_drivers``...), filled on first use."""
+        if kind not in self._catalogs:
+            self._catalogs[kind] = self._collect(kind)
+        return self._catalogs[kind]
 
-    def _collect(self, kind: str) -> Registry:
+    def _collect(self, kind: str) -> Catalog:
         label, hook_name = _KINDS[kind]
-        registry = Registry(label, hints=_HINTS.get(kind, {}), defaults=frozenset({"builtin"}))
+        catalog = Catalog(label, hints=_HINTS.get(kind, {}), defaults=frozenset({"builtin"}))
         caller = getattr(self.pm.hook, hook_name)
         # Two plugins registering one name is a conflict; a plugin may replace a built-in.
         for impl in reversed(caller.get_hookimpls()):
             provider = self.pm.get_name(impl.plugin) or repr(impl.plugin)
             info = self.plugins.get(provider)
             try:
-                impl.function(register=registry.register_for(provider))
+                impl.function(register=catalog.register_for(provider))
             except PluginConflictError:
                 raise
             except Exception as exc:
@@ -109,16 +109,16 @@ class PluginHost:
                 log.warning("plugin %s failed in %s: %s", provider, hook_name, exc)
                 if info is not None:
                     info.status, info.error = "failed", f"{hook_name}: {exc}"
-        for entry in registry.entries.values():
+        for entry in catalog.entries.values():
             info = self.plugins.get(entry.provider)
             if info is not None:
                 info.provides.setdefault(kind, []).append(entry.name)
-        return registry
+        return catalog
 
     def describe(self) -> list[PluginInfo]:
-        """Every plugin with what it provides (fills every registry)."""
+        """Every plugin with what it provides (fills every catalog)."""
         for kind in _KINDS:
-            self.registry(kind)
+            self.catalog(kind)
         return list(self.plugins.values())
 
 

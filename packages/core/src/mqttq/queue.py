@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from mqttq.models import Call, Job, JobEvent, QueueStats
+from mqttq.models import Call, Envelope, JobEvent, QueueStats
 
 if TYPE_CHECKING:
     from mqttq.app import App
@@ -19,11 +19,11 @@ class Queue:
     def __init__(self, app: App) -> None:
         self._app = app
 
-    def make_job(self, call: Call, *, now: float | None = None) -> Job:
+    def make_job(self, call: Call, *, now: float | None = None) -> Envelope:
         """The job envelope for a :class:`Call`; raises ``UnknownJobError`` for unknown names."""
         spec = self._app.jobs.get(call.name)
         now = time.time() if now is None else now
-        return Job(
+        return Envelope(
             name=spec.name,
             queue=call.queue or spec.queue or self._app.config.queue.default,
             args=call.args,
@@ -35,7 +35,7 @@ class Queue:
             unique_key=call.unique_key,
         )
 
-    async def push_jobs(self, jobs: Sequence[Job]) -> list[str]:
+    async def push_jobs(self, jobs: Sequence[Envelope]) -> list[str]:
         """Push ready-made envelopes in one driver call (the listener's batched path)."""
         ids = await self._app.driver.push(jobs)
         if self._app.observed:

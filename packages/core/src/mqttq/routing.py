@@ -24,7 +24,7 @@ import orjson
 from mqttq.config import Mode, PayloadKind, RouteConfig
 from mqttq.errors import ConfigError, PayloadError
 from mqttq.interfaces import Delivery, Subscription
-from mqttq.models import Backoff, Job, Message
+from mqttq.models import Backoff, Envelope, Message
 
 if TYPE_CHECKING:
     from mqttq.app import App
@@ -105,12 +105,12 @@ class Route:
 
     def make_job(
         self, message: Message, params: Mapping[str, str], *, now: float | None = None
-    ) -> Job:
+    ) -> Envelope:
         """The job this route makes for ``message`` (payload already decoded)."""
         now = time.time() if now is None else now
         kwargs: dict[str, Any] = dict(params)
         kwargs[MESSAGE_ARG] = {MESSAGE_KEY: message.to_dict()}
-        return Job(
+        return Envelope(
             name=self.job,
             queue=self.queue,
             kwargs=kwargs,
@@ -289,7 +289,7 @@ def to_message(delivery: Delivery, payload: Any) -> Message:
 
 def poison_job(
     route: Route, delivery: Delivery, params: Mapping[str, str], *, oversized: bool = False
-) -> Job:
+) -> Envelope:
     """The job envelope recorded in the failed registry for undecodable input: the raw payload
     (text when it is UTF-8, else bytes; only the first :data:`POISON_KEEP` bytes when oversized)."""
     raw = delivery.payload[:POISON_KEEP] if oversized else delivery.payload

@@ -7,7 +7,7 @@ import ssl
 
 from redis import exceptions as rx
 
-from mqttq.errors import DriverError, DriverUnavailable
+from mqttq.plugin import DriverError, DriverUnavailable
 
 #: errors after which retrying the same operation later is safe
 RETRYABLE: tuple[type[BaseException], ...] = (

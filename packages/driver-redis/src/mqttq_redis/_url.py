@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from mqttq.errors import ConfigError
+from mqttq.plugin import ConfigError
 
 SCHEMES = ("redis", "rediss", "unix")
 DEFAULT_PREFIX = "mqttq:"

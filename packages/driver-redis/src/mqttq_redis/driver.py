@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self, TypeVar
@@ -25,10 +24,24 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from mqttq.codec import decode_job, dumps, encode_job, loads
-from mqttq.errors import DriverError, PayloadError
-from mqttq.interfaces import Capability, QueueDriver
-from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+from mqttq.plugin import (
+    Capability,
+    DriverError,
+    Envelope,
+    FailedJob,
+    JobRecord,
+    Outage,
+    PayloadError,
+    QueueDriver,
+    QueueStats,
+    RetryPolicy,
+    WorkerInfo,
+    decode_job,
+    dumps,
+    encode_job,
+    loads,
+    retry,
+)
 from mqttq_redis import _errors, _url
 from mqttq_redis._scripts import PRELUDE, SCRIPTS
 
@@ -39,6 +52,8 @@ T = TypeVar("T")
 _MOVE_LIMIT = 1000
 #: ids per script call for bulk operations on the failed registry
 _CHUNK = 500
+#: retries while Redis is unreachable (up to ``retry_for`` seconds in all)
+_RECONNECT = RetryPolicy(first=0.05, max=1.0)
 
 
 def _s(value: bytes | str) -> str:
@@ -71,7 +86,9 @@ class RedisQueueDriver(QueueDriver):
         self.url = settings.display_url
         self._redis: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._down_since: float | None = None
+        self._outage = Outage(
+            "Redis queue", log, describe=lambda exc: str(_errors.unavailable(exc, self.url))
+        )
 
     @classmethod
     def from_url(cls, url: str, /, **options: Any) -> Self:
@@ -133,30 +150,18 @@ class RedisQueueDriver(QueueDriver):
         if self._redis is None:
             raise DriverError("the Redis queue driver is not open; use 'async with driver:'")
         budget = self.settings.retry_for if retry_for is None else retry_for
-        start = time.monotonic()
-        delay = 0.05
-        while True:
-            try:
-                result = await op()
-            except (RedisError, OSError) as exc:
-                if not _errors.is_retryable(exc):
-                    raise _errors.translate(exc, self.url) from None
-                if self._down_since is None:
-                    self._down_since = time.monotonic()
-                    log.warning("%s; retrying", _errors.unavailable(exc, self.url))
-                if time.monotonic() - start + delay > budget:
-                    raise _errors.unavailable(exc, self.url) from None
-                await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 1.0)
-                continue
-            if self._down_since is not None:
-                log.warning(
-                    "Redis at %s is reachable again after %.1f s",
-                    self.url,
-                    time.monotonic() - self._down_since,
-                )
-                self._down_since = None
-            return result
+        try:
+            return await retry(
+                op,
+                outage=self._outage,
+                policy=_RECONNECT,
+                retry_if=_errors.is_retryable,
+                budget=budget,
+            )
+        except (RedisError, OSError) as exc:
+            if _errors.is_retryable(exc):
+                raise _errors.unavailable(exc, self.url) from None
+            raise _errors.translate(exc, self.url) from None
 
     async def _cmd(self, *args: Any) -> Any:
         """One plain command (typed alike across redis-py 5 to 8)."""
@@ -170,14 +175,14 @@ class RedisQueueDriver(QueueDriver):
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
-    def _decode(self, body: bytes | str, attempts: bytes | str | int) -> Job:
+    def _decode(self, body: bytes | str, attempts: bytes | str | int) -> Envelope:
         job = decode_job(body)
         count = int(_num(attempts))
         return job if job.attempts == count else attrs.evolve(job, attempts=count)
 
     # -- producing ----------------------------------------------------------------------------
 
-    async def push(self, jobs: Sequence[Job]) -> list[str]:
+    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
         if not jobs:
             return []
         seen: set[str] = set()
@@ -214,7 +219,7 @@ class RedisQueueDriver(QueueDriver):
 
     async def claim(
         self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
-    ) -> list[Job]:
+    ) -> list[Envelope]:
         if n <= 0 or not queues:
             return []
         deadline = time.monotonic() + max(0.0, wait)
@@ -251,13 +256,13 @@ class RedisQueueDriver(QueueDriver):
         for i in range(0, len(ids), _CHUNK):
             await self._run("extend", [repr(float(lease)), *ids[i : i + _CHUNK]])
 
-    async def retry(self, job: Job, *, delay: float, error: str) -> None:
+    async def retry(self, job: Envelope, *, delay: float, error: str) -> None:
         delay = max(0.0, delay)
         body = encode_job(attrs.evolve(job, available_at=time.time() + delay, last_error=error))
         args = [job.id, job.queue, repr(delay), job.unique_key or "", job.attempts, body]
         await self._run("retry", args)
 
-    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
+    async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
         body = encode_job(attrs.evolve(job, last_error=error))
         ttl_ms = max(1, int(self.settings.failed_ttl * 1000))
         args = [job.id, job.queue, ttl_ms, job.attempts, body, error, traceback]

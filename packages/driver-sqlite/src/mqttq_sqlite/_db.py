@@ -9,12 +9,11 @@ up within a fraction of a millisecond instead of SQLite's coarse 1-100 ms sleeps
 from __future__ import annotations
 
 import contextlib
-import random
 import sqlite3
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from mqttq.plugin import RetryPolicy, retry_sync
 from mqttq_sqlite import _schema
 from mqttq_sqlite._options import SqliteOptions
 from mqttq_sqlite.errors import SqliteQueueError, SqliteQueueUnavailable, is_busy, translate
@@ -23,8 +22,12 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 
 CHUNK = 500  # ids per statement, well below SQLite's parameter limit
-_BACKOFF_FIRST = 0.0002
-_BACKOFF_MAX = 0.005
+#: retries of a locked database: short, jittered waits so a writer picks the lock up quickly
+BUSY = RetryPolicy(first=0.0002, max=0.005)
+
+
+def _locked(exc: Exception) -> bool:
+    return isinstance(exc, sqlite3.Error) and is_busy(exc)
 
 
 def chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -129,24 +132,15 @@ class Database:
 
     def _retrying(self, fn: Callable[[], T]) -> T:
         """Run ``fn``, retrying while the database is locked, at most ``busy_timeout`` seconds."""
-        deadline: float | None = None
-        delay = _BACKOFF_FIRST
-        while True:
-            try:
-                return fn()
-            except sqlite3.Error as exc:
-                if not is_busy(exc):
-                    raise translate(exc, self.opts.path) from None
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.opts.busy_timeout
-                elif now >= deadline:
-                    raise SqliteQueueUnavailable(
-                        f"SQLite database {self.opts.path} stayed locked for "
-                        f"{self.opts.busy_timeout:g} s; is another program holding a transaction?"
-                    ) from None
-                time.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, _BACKOFF_MAX)
+        try:
+            return retry_sync(fn, policy=BUSY, retry_if=_locked, budget=self.opts.busy_timeout)
+        except sqlite3.Error as exc:
+            if is_busy(exc):
+                raise SqliteQueueUnavailable(
+                    f"SQLite database {self.opts.path} stayed locked for "
+                    f"{self.opts.busy_timeout:g} s; is another program holding a transaction?"
+                ) from None
+            raise translate(exc, self.opts.path) from None
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
         conn = self.conn

@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
-from mqttq.errors import ConfigError
+from mqttq.plugin import ConfigError
 
 SYNCHRONOUS = ("normal", "full", "extra")
 

@@ -8,12 +8,18 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from mqttq.codec import decode_job, encode_job
-from mqttq.errors import DriverError, PayloadError
-from mqttq.models import Job, JobRecord, QueueStats
+from mqttq.plugin import (
+    DriverError,
+    Envelope,
+    JobRecord,
+    PayloadError,
+    QueueStats,
+    decode_job,
+    encode_job,
+)
+from mqttq_sqlite._bookkeeping import FAILED_COLS, Bookkeeping, stub_job
 from mqttq_sqlite._db import Row, chunks, marks
 from mqttq_sqlite._options import SqliteOptions
-from mqttq_sqlite._registry import FAILED_COLS, Registry, stub_job
 from mqttq_sqlite._schema import INSERT_JOB
 from mqttq_sqlite.errors import SqliteQueueError
 
@@ -25,7 +31,7 @@ _CLAIM = (
 )
 
 
-def _decode(job_id: str, queue: str, attempts: int, envelope: bytes) -> tuple[Job, str | None]:
+def _decode(job_id: str, queue: str, attempts: int, envelope: bytes) -> tuple[Envelope, str | None]:
     """The stored job with its current attempt count, or a stub and the reason it is unreadable."""
     try:
         job = decode_job(envelope)
@@ -39,7 +45,7 @@ def _decode(job_id: str, queue: str, attempts: int, envelope: bytes) -> tuple[Jo
     return job, None
 
 
-def _row(job: Job) -> Row:
+def _row(job: Envelope) -> Row:
     """The values of ``INSERT_JOB`` (an empty unique key means none)."""
     return (
         job.id,
@@ -51,7 +57,7 @@ def _row(job: Job) -> Row:
     )
 
 
-class Store(Registry):
+class Store(Bookkeeping):
     """The whole queue, as plain blocking calls. Not thread-safe: one thread uses it."""
 
     def __init__(self, opts: SqliteOptions) -> None:
@@ -70,7 +76,7 @@ class Store(Registry):
 
     # -- producing ------------------------------------------------------------------------------
 
-    def push(self, jobs: Sequence[Job]) -> list[str]:
+    def push(self, jobs: Sequence[Envelope]) -> list[str]:
         ids = [job.id for job in jobs]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -148,7 +154,7 @@ class Store(Registry):
         self._retrying(look)
         return ready, expired, min(due) if due else None
 
-    def claim(self, queues: Sequence[str], n: int, lease: float, reap: bool) -> list[Job]:
+    def claim(self, queues: Sequence[str], n: int, lease: float, reap: bool) -> list[Envelope]:
         def tx(conn: sqlite3.Connection) -> list[Row]:
             now = time.time()
             if reap:
@@ -166,7 +172,7 @@ class Store(Registry):
                 rows += got
             return rows
 
-        jobs: list[Job] = []
+        jobs: list[Envelope] = []
         bad: list[tuple[Row, str]] = []
         for row in self.write(tx):
             job, problem = _decode(row[2], row[3], row[4], row[5])
@@ -229,7 +235,7 @@ class Store(Registry):
 
         return self.write(tx)
 
-    def retry(self, job: Job, delay: float, error: str) -> None:
+    def retry(self, job: Envelope, delay: float, error: str) -> None:
         job = attrs.evolve(job, available_at=time.time() + delay, last_error=error)
         row = _row(job)
         upsert = (
@@ -250,7 +256,7 @@ class Store(Registry):
         self.write(tx)
         self._commit_queues((job.queue,))
 
-    def fail(self, job: Job, error: str, traceback: str) -> None:
+    def fail(self, job: Envelope, error: str, traceback: str) -> None:
         now = time.time()
         envelope = encode_job(attrs.evolve(job, last_error=error))
 

@@ -1,8 +1,8 @@
 """One thread that owns one SQLite connection and runs whole operations for the event loop.
 
-Why not aiosqlite: it also runs one thread per connection, but hops to that thread once per
-statement (``execute``, ``fetchall``, ``commit`` ...), and would hold a write transaction open
-across event-loop turns between those hops. Here each driver operation is one plain function
+Why whole operations: a wrapper that hops to its thread once per statement (``execute``,
+``fetchall``, ``commit`` ...) pays a hop per statement and holds a write transaction open across
+event-loop turns between those hops. Here each driver operation is one plain function
 (``BEGIN IMMEDIATE`` ... ``COMMIT``, busy retries included) submitted in one hop, so the write
 lock is held only while SQLite works and a claim costs one round trip.
 """
@@ -69,6 +69,3 @@ class DbThread:
     def stop(self) -> None:
         """Finish what is queued, then end the thread."""
         self._queue.put(None)
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)

@@ -23,8 +23,15 @@ from typing import Any, Self, TypeVar
 
 import attrs
 
-from mqttq.interfaces import Capability, QueueDriver
-from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+from mqttq.plugin import (
+    Capability,
+    Envelope,
+    FailedJob,
+    JobRecord,
+    QueueDriver,
+    QueueStats,
+    WorkerInfo,
+)
 from mqttq_sqlite._options import SqliteOptions, build_options, parse_url
 from mqttq_sqlite._store import Store
 from mqttq_sqlite._thread import DbThread
@@ -39,7 +46,7 @@ def _set_none(fut: asyncio.Future[None]) -> None:
 
 
 #: (claimed jobs, when the next job or lease of the queues falls due)
-_Poll = tuple[list[Job], float | None]
+_Poll = tuple[list[Envelope], float | None]
 
 
 class SqliteQueueDriver(QueueDriver):
@@ -127,7 +134,7 @@ class SqliteQueueDriver(QueueDriver):
 
     # -- producing ------------------------------------------------------------------------------
 
-    async def push(self, jobs: Sequence[Job]) -> list[str]:
+    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
         if not jobs:
             return []
         ids = await self._call(partial(self._store.push, list(jobs)))
@@ -163,7 +170,7 @@ class SqliteQueueDriver(QueueDriver):
 
     async def claim(
         self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
-    ) -> list[Job]:
+    ) -> list[Envelope]:
         names = list(dict.fromkeys(queues))
         if n <= 0 or not names:
             return []
@@ -202,11 +209,11 @@ class SqliteQueueDriver(QueueDriver):
         if ids:
             await self._call(partial(self._store.extend, list(ids), lease))
 
-    async def retry(self, job: Job, *, delay: float, error: str) -> None:
+    async def retry(self, job: Envelope, *, delay: float, error: str) -> None:
         await self._call(partial(self._store.retry, job, max(0.0, delay), error))
         self._wake()
 
-    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
+    async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
         await self._call(partial(self._store.fail, job, error, traceback))
 
     async def release(self, ids: Sequence[str]) -> None:

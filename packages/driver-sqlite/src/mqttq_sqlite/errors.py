@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqttq.errors import DriverError, DriverUnavailable
+from mqttq.plugin import DriverError, DriverUnavailable
 
 if TYPE_CHECKING:
     import sqlite3

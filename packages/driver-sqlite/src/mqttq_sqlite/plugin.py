@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mqttq import hookimpl
-from mqttq.registry import Register
+from mqttq.plugin import Register, hookimpl
 
 
 @hookimpl

@@ -18,13 +18,13 @@ import attrs
 
 from mqttq.errors import ConfigError, DriverError
 from mqttq.interfaces import Capability, QueueDriver
-from mqttq.models import FailedJob, Job, JobRecord, QueueStats, WorkerInfo
+from mqttq.models import Envelope, FailedJob, JobRecord, QueueStats, WorkerInfo
 
 
 @attrs.define
 class _Store:
     waiting: dict[str, list[tuple[float, int, str]]] = attrs.field(factory=dict)  # heap per queue
-    jobs: dict[str, Job] = attrs.field(factory=dict)  # waiting + reserved, by id
+    jobs: dict[str, Envelope] = attrs.field(factory=dict)  # waiting + reserved, by id
     reserved: dict[str, float] = attrs.field(factory=dict)  # id -> lease deadline
     failed: dict[str, FailedJob] = attrs.field(factory=dict)
     unique: dict[str, str] = attrs.field(factory=dict)  # unique key -> live job id
@@ -70,7 +70,7 @@ class MemoryQueueDriver(QueueDriver):
     def _wake(self) -> None:
         self._s.event().set()
 
-    def _enqueue(self, job: Job) -> None:
+    def _enqueue(self, job: Envelope) -> None:
         s = self._s
         s.jobs[job.id] = job
         s.known_queues.add(job.queue)
@@ -78,7 +78,7 @@ class MemoryQueueDriver(QueueDriver):
         if job.unique_key:
             s.unique[job.unique_key] = job.id
 
-    def _forget(self, job_id: str) -> Job | None:
+    def _forget(self, job_id: str) -> Envelope | None:
         s = self._s
         job = s.jobs.pop(job_id, None)
         s.reserved.pop(job_id, None)
@@ -86,7 +86,7 @@ class MemoryQueueDriver(QueueDriver):
             del s.unique[job.unique_key]
         return job
 
-    async def push(self, jobs: Sequence[Job]) -> list[str]:
+    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
         seen: set[str] = set()
         for job in jobs:  # validate the whole batch first: all or none
             if job.id in seen or job.id in self._s.jobs:
@@ -112,10 +112,10 @@ class MemoryQueueDriver(QueueDriver):
                 self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id)
             )
 
-    def _take(self, queues: Sequence[str], n: int, lease: float) -> list[Job]:
+    def _take(self, queues: Sequence[str], n: int, lease: float) -> list[Envelope]:
         now = time.time()
         self._reap(now)
-        out: list[Job] = []
+        out: list[Envelope] = []
         for queue in queues:
             heap = self._s.waiting.get(queue, [])
             while heap and len(out) < n and heap[0][0] <= now:
@@ -136,7 +136,7 @@ class MemoryQueueDriver(QueueDriver):
 
     async def claim(
         self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
-    ) -> list[Job]:
+    ) -> list[Envelope]:
         deadline = time.monotonic() + wait
         while True:
             changed = self._s.event()
@@ -161,12 +161,12 @@ class MemoryQueueDriver(QueueDriver):
             if job_id in self._s.reserved:
                 self._s.reserved[job_id] = deadline
 
-    async def retry(self, job: Job, *, delay: float, error: str) -> None:
+    async def retry(self, job: Envelope, *, delay: float, error: str) -> None:
         self._forget(job.id)
         self._enqueue(attrs.evolve(job, available_at=time.time() + delay, last_error=error))
         self._wake()
 
-    async def fail(self, job: Job, *, error: str, traceback: str = "") -> None:
+    async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
         self._forget(job.id)
         self._s.known_queues.add(job.queue)
         entry = FailedJob(job=attrs.evolve(job, last_error=error), error=error, traceback=traceback)

@@ -4,11 +4,8 @@ Import-light on purpose."""
 
 from __future__ import annotations
 
-import pluggy
-
-from mqttq.registry import Register
-
-hookimpl = pluggy.HookimplMarker("mqttq")
+from mqttq.catalog import Register
+from mqttq.hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -12,8 +12,6 @@ runs it. Plugin commands use :func:`get_state` to reach ``--config`` and build a
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import sys
@@ -21,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from mqttq.cli import config, failed, inspect, jobs, worker
+from mqttq.cli import config, failed, ingest, inspect, jobs, worker
 from mqttq.cli._common import (
     CliError,
     MqttqGroup,
@@ -38,9 +36,6 @@ from mqttq.plugins import PluginHost, make_plugin_manager
 __all__ = ["CliError", "State", "get_state", "main", "make_app", "run_app"]
 
 log = logging.getLogger(__name__)
-
-#: modules of this package that add commands with ``register(app)``, in help order
-_COMMAND_MODULES = ("ingest",)  # listen, run, demo: added when the module exists
 
 
 def _version(value: bool) -> None:
@@ -81,9 +76,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
         state.owns_logging = setup_logging(debug)
         ctx.obj = state
 
-    for module_name in _COMMAND_MODULES:
-        if importlib.util.find_spec(f"{__name__}.{module_name}") is not None:
-            importlib.import_module(f"{__name__}.{module_name}").register(app)
+    ingest.register(app)
     worker.register(app)
     jobs.register(app)
     failed.register(app)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import typer
 
-from mqttq.app import driver_scheme
+from mqttq.app import App
 from mqttq.cli._common import CliError, get_state, print_json
 from mqttq.config import TEMPLATE, Config, find_config_file, load_config
 from mqttq.errors import ConfigError, MqttqError
@@ -25,58 +24,20 @@ def register(app: typer.Typer) -> None:
     app.add_typer(config, name="config")
 
 
-def _driver_problems(config: Config, host: PluginHost) -> Problems:
-    url = config.queue.url
+def _driver_problems(app: App) -> Problems:
     try:
-        cls = host.registry("queue_drivers").load(driver_scheme(url))
-        cls.from_url(url, failed_ttl=config.queue.failed_ttl)  # parses the URL, no I/O
+        app.make_driver()  # parses the URL and options, no I/O
     except MqttqError as exc:
         return [("queue.url", str(exc))]
     return []
 
 
-def _runner_problems(config: Config, host: PluginHost) -> Problems:
+def _runner_problems(app: App) -> Problems:
     try:
-        host.registry("job_runners").load(config.worker.runner)
+        app.runner_class()
     except MqttqError as exc:
         return [("worker.runner", str(exc))]
     return []
-
-
-def _describe(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, MqttqError) else f"{type(exc).__name__}: {exc}"
-
-
-def _job_problems(config: Config) -> Problems:
-    """Import every configured job, reporting each failure (App stops at the first).
-
-    Any exception counts: a job module with a syntax error is a problem to list, not a crash.
-    """
-    problems: Problems = []
-    registry = JobRegistry()
-    for i, target in enumerate(config.jobs.register):
-        try:
-            registry.add_target(target)
-        except Exception as exc:
-            problems.append((f"jobs.register[{i}]", _describe(exc)))
-    for i, module in enumerate(config.jobs.modules):
-        try:
-            registry.add_module(module)
-        except Exception as exc:
-            problems.append((f"jobs.modules[{i}]", _describe(exc)))
-    for i, route in enumerate(config.routes):
-        if route.job in registry:
-            continue
-        if ":" not in route.job:
-            problems.append(
-                (f"routes[{i}].job", f"unknown job {route.job!r}: not registered by [jobs]")
-            )
-            continue
-        try:
-            registry.add_target(route.job)
-        except Exception as exc:
-            problems.append((f"routes[{i}].job", _describe(exc)))
-    return problems
 
 
 def _keyed(exc: ConfigError, default_key: str) -> tuple[str, str]:
@@ -84,15 +45,16 @@ def _keyed(exc: ConfigError, default_key: str) -> tuple[str, str]:
     return key, str(exc).removeprefix(f"{key}: ")
 
 
-def _route_problems(config: Config, host: PluginHost) -> Problems:
+def _route_problems(app: App) -> Problems:
     """Route topics, and the MQTT transport they need (only checked when there are routes)."""
+    config = app.config
     if not config.routes:
         return []
     from mqttq.routing import compile_route
 
     problems: Problems = []
     try:
-        host.registry("transports").load(urlsplit(config.mqtt.url).scheme or "(no scheme)")
+        app.make_transport()
     except MqttqError as exc:
         problems.append(("mqtt.url", str(exc)))
     for i, route in enumerate(config.routes):
@@ -105,12 +67,9 @@ def _route_problems(config: Config, host: PluginHost) -> Problems:
 
 def find_problems(config: Config, host: PluginHost) -> Problems:
     """Everything ``config check`` verifies beyond the file's own structure."""
-    return (
-        _driver_problems(config, host)
-        + _runner_problems(config, host)
-        + _route_problems(config, host)
-        + _job_problems(config)
-    )
+    job_problems: Problems = []
+    app = App(config, host=host, jobs=JobRegistry.from_config(config, job_problems))
+    return _driver_problems(app) + _runner_problems(app) + _route_problems(app) + job_problems
 
 
 def check(

@@ -29,7 +29,7 @@ def listen(ctx: typer.Context) -> None:
 
     SIGTERM/SIGINT: stop reading, queue and acknowledge what was received, exit 0.
     """
-    from mqttq.listener import serve
+    from mqttq.run import serve
 
     state = get_state(ctx)
     _prepare(state)
@@ -57,7 +57,7 @@ def run(
     finish (worker.shutdown_grace), exit 0. A second signal stops the jobs at once (they are
     released to the queue, not lost).
     """
-    from mqttq.listener import serve
+    from mqttq.run import serve
 
     state = get_state(ctx)
     _prepare(state)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -11,7 +9,8 @@ from typing import Any, ClassVar, TypeVar
 import pytest
 
 from mqttq.interfaces import Capability, QueueDriver
-from mqttq.models import Job
+from mqttq.models import Envelope
+from mqttq.testing.waiting import eventually
 
 T = TypeVar("T")
 
@@ -27,9 +26,9 @@ def unique_name(prefix: str = "q") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def make_job(queue: str, **fields: Any) -> Job:
-    """A job envelope for ``queue``; ``fields`` override any :class:`Job` attribute."""
-    return Job(name=fields.pop("name", JOB_NAME), queue=queue, **fields)
+def make_job(queue: str, **fields: Any) -> Envelope:
+    """A job envelope for ``queue``; ``fields`` override any :class:`Envelope` attribute."""
+    return Envelope(name=fields.pop("name", JOB_NAME), queue=queue, **fields)
 
 
 def requires(driver: QueueDriver, *needed: Capability) -> None:
@@ -40,21 +39,7 @@ def requires(driver: QueueDriver, *needed: Capability) -> None:
         pytest.skip(f"{type(driver).__name__} does not declare {names}")
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = 0.01
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, 0.1)
-
-
-def ids(jobs: Sequence[Job]) -> list[str]:
+def ids(jobs: Sequence[Envelope]) -> list[str]:
     return [j.id for j in jobs]
 
 
@@ -104,10 +89,10 @@ class SuiteBase:
         what: str,
         lease: float = 30.0,
         timeout: float | None = None,
-    ) -> list[Job]:
+    ) -> list[Envelope]:
         """Claim one job, retrying until something comes back within ``timeout``."""
 
-        async def attempt() -> list[Job]:
+        async def attempt() -> list[Envelope]:
             return await driver.claim(queues, 1, lease=lease, wait=0.1)
 
         return await eventually(attempt, timeout=timeout or self.timeout, what=what)

@@ -8,7 +8,7 @@ Usage, in a plugin package's tests::
         distribution = "mqttq-sqlite"
         plugin_name = "sqlite"
         provides = {"queue_drivers": {"sqlite"}}
-        heavy_imports = {"aiosqlite"}
+        heavy_imports = {"sqlite3"}
 
 The distribution must be installed (``pip install -e packages/driver-sqlite``).
 """
@@ -34,7 +34,6 @@ _BASES = {
     "queue_drivers": "QueueDriver",
     "job_runners": "JobRunner",
     "transports": "Transport",
-    "devices": "DeviceAdapter",
 }
 
 _PROBE = textwrap.dedent(
@@ -59,7 +58,7 @@ class PluginPackageSuite:
     plugin_name: ClassVar[str]
     #: what the plugin registers: ``{"queue_drivers": {"sqlite"}}`` (aliases included)
     provides: ClassVar[Mapping[str, Collection[str]]] = {}
-    #: modules that importing the plugin module must NOT import (``{"aiosqlite"}``)
+    #: modules that importing the plugin module must NOT import (``{"sqlite3"}``)
     heavy_imports: ClassVar[Collection[str]] = ()
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -148,7 +147,7 @@ class PluginPackageSuite:
         assert info.provides, f"plugin {self.plugin_name!r} registers nothing"
         for kind, names in info.provides.items():
             base: Any = getattr(interfaces, _BASES.get(kind, ""), None)
-            registry = host.registry(kind)
+            registry = host.catalog(kind)
             for name in names:
                 target = registry.load(name)
                 if isinstance(base, type):

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
+from mqttq.testing._inspection import InspectionTests
 from mqttq.testing._lifecycle import LifecycleTests
-from mqttq.testing._registry import RegistryTests
 
 
 def _standard_tests() -> dict[str, Callable[..., Any]]:
@@ -53,7 +53,7 @@ def weakened_tests(cls: type) -> list[str]:
 
 
 @pytest.mark.asyncio
-class QueueDriverSuite(LifecycleTests, RegistryTests):
+class QueueDriverSuite(LifecycleTests, InspectionTests):
     """Subclass me and override the ``driver`` fixture. Every test names what to fix."""
 
     async def test_suite_is_not_weakened(self) -> None:

@@ -34,6 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from mqttq.config import MqttConfig
 from mqttq.errors import ConfigError, NotConnectedError, TransportError
 from mqttq.interfaces import Delivery, Subscription, Transport
+from mqttq.retry import RetryPolicy
 from mqttq.transports._client import PahoClient
 
 log = logging.getLogger("mqttq.transport")
@@ -130,12 +131,6 @@ def dict_to_properties(values: Mapping[str, Any], packet_type: int) -> Propertie
     return props
 
 
-def backoff_delay(attempt: int, low: float, high: float, rand: Callable[[], float]) -> float:
-    """``low`` doubling per attempt up to ``high``, then a random 50-100% of it (jitter)."""
-    base: float = min(high, low * 2.0 ** min(attempt, 32))
-    return base * (0.5 + rand() / 2)
-
-
 class MqttTransport(Transport):
     """MQTT 3.1.1 / 5 over TCP or TLS with manual acks, a persistent session and reconnects."""
 
@@ -159,6 +154,8 @@ class MqttTransport(Transport):
         self.client_id = config.client_id if client_id is None else client_id
         self.inflight = inflight or config.inflight
         self.timeout = timeout
+        #: reconnect delays: ``mqtt.reconnect_min`` doubling to ``reconnect_max``, 50-100% of it
+        self.reconnect = RetryPolicy(first=config.reconnect_min, max=config.reconnect_max)
         self._rand = rand
         self._queue: deque[Delivery] = deque()
         self._available = asyncio.Event()
@@ -279,7 +276,6 @@ class MqttTransport(Transport):
     async def _maintain(self, ready: asyncio.Future[None], retry: bool) -> None:
         """Connect, subscribe, wait for the connection to drop; again, forever."""
         attempt = 0
-        cfg = self.config
         while not self._closing.is_set():
             generation = self._generation + 1
             try:
@@ -291,7 +287,7 @@ class MqttTransport(Transport):
                     return
                 if isinstance(exc, _Refused):
                     attempt = max(attempt, 64)  # keep trying, slowly: credentials may be fixed
-                delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max, self._rand)
+                delay = self.reconnect.delay(attempt, self._rand)
                 log.warning("%s; retrying in %.1fs", exc, delay)
             else:
                 try:
@@ -308,7 +304,7 @@ class MqttTransport(Transport):
                 client.force_close()
                 if self._closing.is_set():
                     return
-                delay = backoff_delay(attempt, cfg.reconnect_min, cfg.reconnect_max, self._rand)
+                delay = self.reconnect.delay(attempt, self._rand)
                 log.warning(
                     "lost the connection to the MQTT broker at %s (%s); reconnecting in %.1fs",
                     self.endpoint,

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
+from mqttq.catalog import import_target
 from mqttq.codec import decode_value
-from mqttq.registry import import_target
 from mqttq.routing import restore_kwargs
 
 

@@ -7,10 +7,11 @@ failed registry and nothing is imported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -18,7 +19,7 @@ import attrs
 from mqttq.errors import UnknownJobError
 from mqttq.interfaces import JobRunner
 from mqttq.jobs import JobSpec, retry_delay
-from mqttq.models import Job, JobEvent
+from mqttq.models import Envelope, JobEvent
 
 if TYPE_CHECKING:
     from mqttq.app import App
@@ -54,14 +55,14 @@ class Executor:
         self.processed = 0
         self.failed = 0
 
-    def policy(self, job: Job, spec: JobSpec) -> Policy:
+    def policy(self, job: Envelope, spec: JobSpec) -> Policy:
         worker = self.app.config.worker
         return Policy(
             max_tries=job.max_tries or spec.max_tries or worker.max_tries,
             timeout=job.timeout or spec.timeout or worker.timeout,
         )
 
-    async def execute(self, job: Job, *, inline: bool = False) -> bool:
+    async def execute(self, job: Envelope, *, inline: bool = False) -> bool:
         """Run a claimed job to its end state; True when it succeeded. Cancellation propagates
         (the caller releases the job). ``inline``: the job is not stored in the queue."""
         app = self.app
@@ -94,7 +95,7 @@ class Executor:
         return True
 
     async def _settle_failure(
-        self, job: Job, spec: JobSpec, policy: Policy, error: str, tb: str, inline: bool
+        self, job: Envelope, spec: JobSpec, policy: Policy, error: str, tb: str, inline: bool
     ) -> None:
         if job.attempts < policy.max_tries:
             delay = retry_delay(job.backoff or spec.backoff, job.attempts)
@@ -109,7 +110,7 @@ class Executor:
             return
         await self._fail(job, error, tb, spec)
 
-    async def _fail(self, job: Job, error: str, tb: str, spec: JobSpec | None) -> None:
+    async def _fail(self, job: Envelope, error: str, tb: str, spec: JobSpec | None) -> None:
         log.warning(
             "job %s (%s) failed after %d attempt(s): %s", job.id, job.name, job.attempts, error
         )
@@ -120,7 +121,7 @@ class Executor:
         if spec is not None and spec.on_failure is not None:
             await self._on_failure(spec, job, error)
 
-    async def _on_failure(self, spec: JobSpec, job: Job, error: str) -> None:
+    async def _on_failure(self, spec: JobSpec, job: Envelope, error: str) -> None:
         assert spec.on_failure is not None
         try:
             result = spec.on_failure(job, error)
@@ -129,10 +130,17 @@ class Executor:
         except Exception:
             log.exception("on_failure callback of %s failed", job.name)
 
-    async def run_inline(self, job: Job) -> bool:
+    async def run_inline(self, job: Envelope) -> bool:
         """Run a job that is not in the queue (the listener's sync mode).
 
         It counts as attempt 1; on failure the job's retry policy applies exactly as for a queued
         job: it is pushed back as a delayed retry, or recorded in the failed registry.
         """
         return await self.execute(attrs.evolve(job, attempts=job.attempts + 1), inline=True)
+
+
+@contextlib.asynccontextmanager
+async def inline_executor(app: App) -> AsyncIterator[Executor]:
+    """An executor on a runner of its own, for jobs run inline (the listener's sync routes)."""
+    async with app.make_runner() as runner:
+        yield Executor(app, runner)

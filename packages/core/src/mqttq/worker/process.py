@@ -18,7 +18,7 @@ import orjson
 from mqttq.codec import dumps
 from mqttq.errors import JobTimeoutError, MqttqError
 from mqttq.interfaces import JobRunner
-from mqttq.models import Job
+from mqttq.models import Envelope
 
 
 class ChildJobError(MqttqError):
@@ -97,7 +97,7 @@ class ProcessJobRunner(JobRunner):
         self._idle.put_nowait(fresh)
 
     async def run(
-        self, func: Callable[..., Any], target: str, job: Job, *, timeout: float | None
+        self, func: Callable[..., Any], target: str, job: Envelope, *, timeout: float | None
     ) -> Any:
         request = dumps({"target": target, "args": job.args, "kwargs": job.kwargs}) + b"\n"
         child = await self._idle.get()

@@ -10,7 +10,7 @@ from typing import Any
 
 from mqttq.errors import JobTimeoutError
 from mqttq.interfaces import JobRunner
-from mqttq.models import Job
+from mqttq.models import Envelope
 from mqttq.routing import restore_kwargs
 
 
@@ -31,7 +31,7 @@ class AsyncioJobRunner(JobRunner):
             pool.shutdown(wait=False, cancel_futures=True)
 
     async def run(
-        self, func: Callable[..., Any], target: str, job: Job, *, timeout: float | None
+        self, func: Callable[..., Any], target: str, job: Envelope, *, timeout: float | None
     ) -> Any:
         kwargs = restore_kwargs(job.kwargs)  # a route job's message becomes a mqttq.Message
         if asyncio.iscoroutinefunction(func):

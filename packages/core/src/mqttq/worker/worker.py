@@ -15,16 +15,16 @@ from collections.abc import Sequence
 
 from mqttq.app import App
 from mqttq.errors import ConfigError, DriverUnavailable
-from mqttq.interfaces import JobRunner
-from mqttq.models import Job, JobEvent, WorkerInfo
+from mqttq.models import Envelope, JobEvent, WorkerInfo
+from mqttq.retry import Outage, RetryPolicy, Stopped, retry
 from mqttq.worker.executor import Executor
 
 log = logging.getLogger("mqttq.worker")
 
 #: how long one claim call may block waiting for work before the loop looks around again
 CLAIM_WAIT = 1.0
-#: bounds of the back-off while the queue backend is unreachable
-UNAVAILABLE_BACKOFF = (0.1, 5.0)
+#: retries while the queue backend is unreachable
+UNAVAILABLE = RetryPolicy(first=0.1, max=5.0)
 
 
 class Worker:
@@ -61,7 +61,7 @@ class Worker:
         self.install_signals = install_signals
         self.id = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.started_at = time.time()
-        self._running: dict[str, tuple[Job, asyncio.Task[bool]]] = {}
+        self._running: dict[str, tuple[Envelope, asyncio.Task[bool]]] = {}
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stop_now = False
@@ -69,8 +69,9 @@ class Worker:
         self._pending_acks: list[str] = []
         self._acks_waiting = asyncio.Event()
         self._closing = False
-        self._cancelled: list[Job] = []
+        self._cancelled: list[Envelope] = []
         self.executor: Executor | None = None
+        self._outage = Outage("queue unavailable", log)
 
     # -- control ----------------------------------------------------------------------------------
 
@@ -105,10 +106,9 @@ class Worker:
 
     async def run(self) -> int:
         self.check()
-        runner_cls = self.app.host.registry("job_runners").load(self.runner_name)
-        runner: JobRunner = runner_cls(app=self.app, concurrency=self.concurrency)
+        runner = self.app.make_runner(self.runner_name, concurrency=self.concurrency)
         opened_app = False
-        if self.app._driver is None:
+        if not self.app.is_open:
             await self.app.open()
             opened_app = True
         loop = asyncio.get_running_loop()
@@ -145,7 +145,6 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         deadline = None if self.max_time is None else time.monotonic() + self.max_time
-        backoff = UNAVAILABLE_BACKOFF[0]
         while not self._stopping.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 log.info("max time reached")
@@ -161,14 +160,16 @@ class Worker:
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.monotonic()))
             try:
-                jobs = await self.app.driver.claim(self.queues, want, lease=self.lease, wait=wait)
-            except DriverUnavailable as exc:
-                log.warning("queue unavailable, retrying in %.1fs: %s", backoff, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), backoff)
-                backoff = min(backoff * 2, UNAVAILABLE_BACKOFF[1])
-                continue
-            backoff = UNAVAILABLE_BACKOFF[0]
+                jobs = await retry(
+                    functools.partial(
+                        self.app.driver.claim, self.queues, want, lease=self.lease, wait=wait
+                    ),
+                    outage=self._outage,
+                    policy=UNAVAILABLE,
+                    stop=self._stopping,
+                )
+            except Stopped:
+                break
             if self._stopping.is_set() and jobs:
                 await self.app.driver.release([j.id for j in jobs])
                 break
@@ -180,7 +181,7 @@ class Worker:
                 self._slot_free.clear()
                 await self._slot_free.wait()
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Envelope) -> None:
         assert self.executor is not None
         self._claimed += 1
         task = asyncio.create_task(self.executor.execute(job), name=f"mqttq-job-{job.id}")

@@ -1,4 +1,4 @@
-"""Registries filled by the ``mqttq_register_*`` hooks, with lazy ``"module:attr"`` targets."""
+"""Catalogs filled by the ``mqttq_register_*`` hooks, with lazy ``"module:attr"`` targets."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class Entry:
 
 
 @attrs.define
-class Registry:
+class Catalog:
     """Things of one kind (``queue driver``) by name, remembering which plugin provided each."""
 
     kind: str

@@ -10,28 +10,35 @@ from collections.abc import Sequence
 
 import attrs
 
-from mqttq.codec import decode_job, dumps, encode_job, loads
-from mqttq.errors import PayloadError
-from mqttq.models import FailedJob, Job, WorkerInfo
+from mqttq.plugin import (
+    Envelope,
+    FailedJob,
+    PayloadError,
+    WorkerInfo,
+    decode_job,
+    dumps,
+    encode_job,
+    loads,
+)
 from mqttq_sqlite._db import Database, Row, chunks, marks
 from mqttq_sqlite._schema import INSERT_JOB
 
 FAILED_COLS = "id, queue, failed_at, attempts, error, traceback, envelope"
 
 
-def stub_job(job_id: str, queue: str, attempts: int, envelope: bytes, when: float) -> Job:
+def stub_job(job_id: str, queue: str, attempts: int, envelope: bytes, when: float) -> Envelope:
     """Stands in for a job whose envelope cannot be decoded (e.g. from a newer mqttq)."""
     name = "<undecodable>"
     with contextlib.suppress(ValueError, UnicodeDecodeError):
         raw = json.loads(envelope)
         if isinstance(raw, dict) and isinstance(raw.get("name"), str):
             name = raw["name"]
-    return Job(
+    return Envelope(
         id=job_id, name=name, queue=queue, attempts=attempts, enqueued_at=when, available_at=when
     )
 
 
-class Registry(Database):
+class Bookkeeping(Database):
     """Failed jobs (expiring after ``failed_ttl``) and live workers, as blocking calls."""
 
     def _failed_cutoff(self) -> float:

@@ -9,21 +9,21 @@ import attrs
 import pytest
 
 from mqttq.interfaces import Capability, QueueDriver
-from mqttq.models import FailedJob, Job, WorkerInfo
+from mqttq.models import Envelope, FailedJob, WorkerInfo
 from mqttq.testing._support import (
     DriverFactory,
     SuiteBase,
-    eventually,
     ids,
     make_job,
     requires,
     unique_name,
 )
+from mqttq.testing.waiting import eventually
 
 CLAIM, FAILED, UNIQUE = Capability.CLAIM, Capability.FAILED_REGISTRY, Capability.UNIQUE
 
 
-async def _failed_jobs(driver: QueueDriver, queue: str, n: int) -> list[Job]:
+async def _failed_jobs(driver: QueueDriver, queue: str, n: int) -> list[Envelope]:
     """Push, claim and fail ``n`` jobs of ``queue``, one after the other (oldest first)."""
     jobs = [make_job(queue, kwargs={"i": i}) for i in range(n)]
     await driver.push(jobs)
@@ -33,7 +33,7 @@ async def _failed_jobs(driver: QueueDriver, queue: str, n: int) -> list[Job]:
     return jobs
 
 
-class RegistryTests(SuiteBase):
+class InspectionTests(SuiteBase):
     # -- stats and get_job ----------------------------------------------------------------------
 
     async def test_stats_counts_per_queue(self, driver: QueueDriver) -> None:
