@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -93,8 +92,7 @@ class _KeepsAttempt(MemoryQueueDriver):
     async def release(self, ids: Sequence[str]) -> None:
         for job_id in ids:
             if self._s.reserved.pop(job_id, None) is not None:
-                job = self._s.jobs[job_id]
-                heapq.heappush(self._s.waiting[job.queue], (job.available_at, 0, job_id))
+                self._wait(self._s.jobs[job_id])
 
 
 class _PartialPush(MemoryQueueDriver):

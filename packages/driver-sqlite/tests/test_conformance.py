@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,17 @@ class TestSqliteQueueDriver(QueueDriverSuite):
     @pytest.fixture
     async def driver(self, make_driver: DriverFactory) -> QueueDriver:
         return await make_driver()
+
+    async def store_raw(self, driver: QueueDriver, queue: str, job_id: str, raw: bytes) -> bool:
+        assert isinstance(driver, SqliteQueueDriver)
+        with sqlite3.connect(driver.path) as conn:
+            conn.execute("INSERT OR IGNORE INTO mqttq_queues (name) VALUES (?)", (queue,))
+            conn.execute(
+                "INSERT INTO mqttq_jobs (id, queue, state, available_at, attempts, envelope) "
+                "VALUES (?, ?, 0, ?, 0, ?)",
+                (job_id, queue, time.time(), raw),
+            )
+        return True
 
 
 class TestSqlitePlugin(PluginPackageSuite):

@@ -278,12 +278,18 @@ class Subscription:
     """One topic filter to subscribe to. ``share_group`` subscribes as ``$share/<group>/<topic>``
     so that several clients split the messages between them. ``identifier`` (MQTT 5, > 0) comes
     back in each delivery's ``subscription_identifier`` property, naming the subscriptions that
-    matched (a broker may send one copy per matching subscription)."""
+    matched (a broker may send one copy per matching subscription).
+
+    ``retain_handling`` is MQTT 5's subscription option: 0 = the broker sends retained messages
+    at every SUBSCRIBE, 1 = only when the subscription is new (not already in the session),
+    2 = never. Over MQTT 3.1.1 the broker always sends them; the listener then filters.
+    """
 
     topic: str
     qos: int = 1
     share_group: str = ""
     identifier: int = 0
+    retain_handling: int = attrs.field(default=0, validator=attrs.validators.in_((0, 1, 2)))
 
     @property
     def filter(self) -> str:

@@ -52,11 +52,12 @@ class Bookkeeping(Database):
     @staticmethod
     def _failed_entry(row: Row) -> FailedJob:
         job_id, queue, failed_at, attempts, error, traceback, envelope = row
+        raw = None
         try:
             job = decode_job(envelope)
         except PayloadError:
-            job = stub_job(job_id, queue, attempts, envelope, failed_at)
-        return FailedJob(job=job, error=error, traceback=traceback, failed_at=failed_at)
+            job, raw = stub_job(job_id, queue, attempts, envelope, failed_at), bytes(envelope)
+        return FailedJob(job=job, error=error, traceback=traceback, failed_at=failed_at, raw=raw)
 
     def _failed_where(self, queue: str | None) -> tuple[str, Row]:
         if queue is None:
@@ -104,10 +105,11 @@ class Bookkeeping(Database):
                 if row is None:
                     continue
                 queue, envelope = row[1], row[6]
-                key: str | None = None
-                with contextlib.suppress(PayloadError):
+                try:
                     job = attrs.evolve(decode_job(envelope), attempts=0, available_at=now)
-                    envelope, key = encode_job(job), job.unique_key or None
+                except PayloadError:
+                    continue  # no worker could read it: it stays where it can be looked at
+                envelope, key = encode_job(job), job.unique_key or None
                 if (
                     key is not None
                     and conn.execute(

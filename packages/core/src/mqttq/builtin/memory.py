@@ -23,7 +23,10 @@ from mqttq.models import Envelope, FailedJob, JobRecord, QueueStats, WorkerInfo
 
 @attrs.define
 class _Store:
-    waiting: dict[str, list[tuple[float, int, str]]] = attrs.field(factory=dict)  # heap per queue
+    #: per queue, a heap of (available_at, seq, id); an entry is current only while
+    #: ``heads[id] == seq`` (a job that moved leaves a stale entry behind, skipped on pop)
+    waiting: dict[str, list[tuple[float, int, str]]] = attrs.field(factory=dict)
+    heads: dict[str, int] = attrs.field(factory=dict)
     jobs: dict[str, Envelope] = attrs.field(factory=dict)  # waiting + reserved, by id
     reserved: dict[str, float] = attrs.field(factory=dict)  # id -> lease deadline
     failed: dict[str, FailedJob] = attrs.field(factory=dict)
@@ -70,11 +73,18 @@ class MemoryQueueDriver(QueueDriver):
     def _wake(self) -> None:
         self._s.event().set()
 
+    def _wait(self, job: Envelope) -> None:
+        """Make ``job`` (stored in ``jobs``) waiting again: its one current heap entry."""
+        s = self._s
+        seq = next(s.seq)
+        s.heads[job.id] = seq
+        heapq.heappush(s.waiting.setdefault(job.queue, []), (job.available_at, seq, job.id))
+
     def _enqueue(self, job: Envelope) -> None:
         s = self._s
         s.jobs[job.id] = job
         s.known_queues.add(job.queue)
-        heapq.heappush(s.waiting.setdefault(job.queue, []), (job.available_at, next(s.seq), job.id))
+        self._wait(job)
         if job.unique_key:
             s.unique[job.unique_key] = job.id
 
@@ -82,6 +92,7 @@ class MemoryQueueDriver(QueueDriver):
         s = self._s
         job = s.jobs.pop(job_id, None)
         s.reserved.pop(job_id, None)
+        s.heads.pop(job_id, None)
         if job is not None and job.unique_key and s.unique.get(job.unique_key) == job_id:
             del s.unique[job.unique_key]
         return job
@@ -107,10 +118,7 @@ class MemoryQueueDriver(QueueDriver):
         expired = [i for i, deadline in self._s.reserved.items() if deadline <= now]
         for job_id in expired:
             del self._s.reserved[job_id]
-            job = self._s.jobs[job_id]
-            heapq.heappush(
-                self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id)
-            )
+            self._wait(self._s.jobs[job_id])
 
     def _take(self, queues: Sequence[str], n: int, lease: float) -> list[Envelope]:
         now = time.time()
@@ -119,18 +127,26 @@ class MemoryQueueDriver(QueueDriver):
         for queue in queues:
             heap = self._s.waiting.get(queue, [])
             while heap and len(out) < n and heap[0][0] <= now:
-                _, _, job_id = heapq.heappop(heap)
-                job = self._s.jobs.get(job_id)
-                if job is None or job_id in self._s.reserved:
-                    continue
+                _, seq, job_id = heapq.heappop(heap)
+                if self._s.heads.get(job_id) != seq:
+                    continue  # stale: the job moved since
+                del self._s.heads[job_id]
+                job = self._s.jobs[job_id]
                 job = attrs.evolve(job, attempts=job.attempts + 1)
                 self._s.jobs[job_id] = job
                 self._s.reserved[job_id] = now + lease
                 out.append(job)
         return out
 
+    def _head(self, queue: str) -> float | None:
+        """When the first waiting job of ``queue`` is due (stale entries dropped)."""
+        heap = self._s.waiting.get(queue)
+        while heap and self._s.heads.get(heap[0][2]) != heap[0][1]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
     def _next_due(self, queues: Sequence[str]) -> float | None:
-        times = [h[0][0] for q in queues if (h := self._s.waiting.get(q))]
+        times = [t for q in queues if (t := self._head(q)) is not None]
         times += list(self._s.reserved.values())
         return min(times) if times else None
 
@@ -179,9 +195,7 @@ class MemoryQueueDriver(QueueDriver):
             job = self._s.jobs[job_id]
             job = attrs.evolve(job, attempts=max(0, job.attempts - 1))
             self._s.jobs[job_id] = job
-            heapq.heappush(
-                self._s.waiting[job.queue], (job.available_at, next(self._s.seq), job_id)
-            )
+            self._wait(job)
         self._wake()
 
     def _expire_failed(self) -> None:

@@ -76,6 +76,34 @@ class InspectionTests(SuiteBase):
         assert s is not None, "an emptied queue disappeared from stats()"
         assert (s.ready, s.delayed, s.reserved, s.oldest_ready_age) == (0, 0, 0, None)
 
+    async def test_an_expired_lease_counts_as_ready(self, driver: QueueDriver) -> None:
+        """Once its lease has run out, a claimed job counts as ready (not reserved) in stats(),
+        size() and get_job(), before anyone claims it again.
+
+        Troubleshooting: compare lease deadlines with the current time when counting, as a claim
+        would; a reserved job whose lease passed is waiting for a worker, not held by one.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        job = make_job(q)
+        await driver.push([job])
+        [claimed] = await driver.claim([q], 1, lease=self.lease)
+        rec = await driver.get_job(job.id)
+        assert rec is not None
+        assert rec.state == "reserved"
+
+        async def lapsed() -> bool:
+            record = await driver.get_job(job.id)
+            return record is not None and record.state == "ready"
+
+        await eventually(lapsed, timeout=self.timeout, what="the lease to run out")
+        s = (await driver.stats())[q]
+        assert (s.ready, s.reserved, s.delayed) == (1, 0, 0)
+        assert s.oldest_ready_age is not None
+        assert await driver.size(q) == 1
+        [again] = await driver.claim([q], 1, lease=30)
+        assert (again.id, again.attempts) == (claimed.id, 2)
+
     async def test_get_job_reports_each_state(self, driver: QueueDriver) -> None:
         """get_job() says ready / delayed / reserved (with lease) / failed; None when done.
 
@@ -180,16 +208,18 @@ class InspectionTests(SuiteBase):
         assert await driver.failed_ids(other) == [kept.id]
         assert (await driver.stats())[q].failed == 0
 
-    async def test_failed_entries_expire_after_ttl(self, make_driver: DriverFactory | None) -> None:
+    async def test_failed_entries_expire_after_ttl(
+        self, driver: QueueDriver, make_driver: DriverFactory | None
+    ) -> None:
         """A driver built with a short failed TTL drops failed entries once it has passed.
 
         Troubleshooting: honour the TTL option (see ``failed_ttl_options``): expire entries by
         failed_at on read, in a cleanup task, or with backend key expiry.
         """
+        requires(driver, FAILED)
         if make_driver is None:
             pytest.skip("no `make_driver` fixture: cannot build a driver with a short failed TTL")
         driver = await make_driver(**self.failed_ttl_options(1.0))
-        requires(driver, FAILED)
         job = make_job(unique_name())
         await driver.fail(job, error="short-lived")
         assert await driver.failed_get(job.id) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import ClassVar
 
 import attrs
 import pytest
@@ -19,6 +20,7 @@ from mqttq.testing._support import (
     requires,
     unique_name,
 )
+from mqttq.testing.waiting import eventually
 
 CLAIM = Capability.CLAIM
 
@@ -291,6 +293,28 @@ class LifecycleTests(SuiteBase):
         assert time.time() >= due, "retried job claimable before its delay"
         assert (again.id, again.attempts, again.last_error) == (job.id, 2, "boom")
 
+    async def test_retry_after_a_lapsed_lease_keeps_its_delay(self, driver: QueueDriver) -> None:
+        """A job retried after its lease ran out (a slow worker) still waits for its delay.
+
+        Troubleshooting: when an expired lease put the job back in the ready set, ``retry`` must
+        take it out of there again; a stale ready entry would hand the job out at once.
+        """
+        requires(driver, CLAIM, Capability.DELAY)
+        q = unique_name()
+        await driver.push([make_job(q)])
+        [job] = await driver.claim([q], 1, lease=self.lease)
+
+        async def lapsed() -> bool:
+            return (await driver.stats())[q].reserved == 0
+
+        await eventually(lapsed, timeout=self.timeout, what="the lease to run out")
+        due = time.time() + self.delay
+        await driver.retry(job, delay=self.delay, error="slow")
+        assert await driver.claim([q], 1, lease=30) == [], "retried job claimable before its delay"
+        [again] = await self.claim_eventually(driver, [q], what="the retried job")
+        assert time.time() >= due, "retried job claimable before its delay"
+        assert (again.id, again.last_error) == (job.id, "slow")
+
     async def test_retry_without_delay_is_ready_at_once(self, driver: QueueDriver) -> None:
         """retry(delay=0) makes the job ready again.
 
@@ -356,6 +380,56 @@ class LifecycleTests(SuiteBase):
         assert (stats.ready, stats.reserved) == (1, 0)
         [again] = await driver.claim([q], 1, lease=30)
         assert (again.id, again.attempts) == (job.id, 1)
+
+    # -- entries that cannot be decoded ---------------------------------------------------------
+
+    UNDECODABLE: ClassVar[dict[str, bytes]] = {
+        "not UTF-8": b"\xff\xfe\x00garbage",
+        "a pickle": b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94"
+        b"\x8c\x06system\x94\x93\x94.",
+        "truncated JSON": b'{"id": "x", "name": "mqttq.testing:noop", "queue": "q", "kwa',
+        "a JSON array": b'["not", "an", "envelope"]',
+        "a newer envelope version": b'{"id": "x", "name": "mqttq.testing:noop", "v": 999}',
+    }
+
+    async def test_an_undecodable_entry_is_failed_and_the_queue_goes_on(
+        self, driver: QueueDriver
+    ) -> None:
+        """A stored entry no one can decode (not UTF-8, a pickle, truncated JSON, a JSON array,
+        an envelope of a newer version) is never handed out and never stops a claim: it goes
+        to the failed registry with its raw bytes and the reason, and the jobs behind it run.
+
+        Troubleshooting: decode each claimed entry on its own; on ``PayloadError`` move that
+        entry (its raw stored bytes untouched) to the failed registry with an error starting
+        "cannot decode" and leave it out of the claim's result, instead of raising.
+        """
+        requires(driver, CLAIM, Capability.FAILED_REGISTRY)
+        q = unique_name()
+        first, last = make_job(q, kwargs={"n": 1}), make_job(q, kwargs={"n": 2})
+        await driver.push([first])
+        bad: dict[str, bytes] = {}
+        for raw in self.UNDECODABLE.values():
+            job_id = unique_name("bad")
+            if not await self.store_raw(driver, q, job_id, raw):
+                pytest.skip(f"{type(self).__name__}.store_raw: the driver stores no raw form")
+            bad[job_id] = raw
+        await driver.push([last])
+        claimed = []
+        for _ in range(len(bad) + 2):
+            claimed += await driver.claim([q], 10, lease=30)
+        assert ids(claimed) == [first.id, last.id], "only the decodable jobs, in order"
+        assert await driver.claim([q], 10, lease=30) == []
+        for job_id, raw in bad.items():
+            entry = await driver.failed_get(job_id)
+            assert entry is not None, f"undecodable entry {raw!r} is not in the failed registry"
+            assert entry.raw == raw, "the failed entry must keep the stored bytes exactly"
+            assert entry.error.startswith("cannot decode"), entry.error
+            assert entry.id == job_id
+            assert entry.job.queue == q
+        s = (await driver.stats())[q]
+        assert (s.ready, s.reserved, s.failed) == (0, 2, len(bad))
+        assert sorted(await driver.failed_ids(q)) == sorted(bad)
+        assert await driver.failed_requeue(list(bad)) == 0, "an undecodable entry was requeued"
 
     async def test_job_envelope_round_trips(self, driver: QueueDriver) -> None:
         """A claimed job equals the pushed one (attempts + 1): bytes, nesting, every field.
