@@ -4,20 +4,26 @@ Runs ``serve(worker=False)`` (what ``mqttq listen`` runs) with the queue's push 
 seconds per call; once BLOCK_AFTER jobs are stored, the next push never returns and the process
 prints ``BLOCKED``, holding that batch (and whatever else it received) in memory until the test
 kills it. Prints ``READY`` once subscribed and ``PUSHED <n>`` after each push.
+
+``LISTENER_EARLY_PUBREC=1`` brings back paho's PUBREC on receipt of a QoS 2 message (a control).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
 from mqttq import App, Envelope
 from mqttq.listener import Listener
 from mqttq.run import serve
+from mqttq.transports._client import PahoClient
 
 
 async def main(config: str, slow: float, block_after: int) -> None:
+    if os.environ.get("LISTENER_EARLY_PUBREC") == "1":
+        PahoClient.HOLD_PUBREC = False
     app = App.from_config(config)
     pushed = 0
     async with app:

@@ -82,28 +82,6 @@ async def test_unacked_messages_come_again_only_with_manual_acks(
         assert [d.payload for d in again] == [b"after"]
 
 
-async def test_qos2_pubrel_after_a_crash_is_answered(tmp_path: Path) -> None:
-    broker = Mosquitto(tmp_path, extra="log_type debug\n")
-    broker.start()
-    try:
-        first = transport(broker.url)
-        await first.connect()
-        await first.subscribe([Subscription(topic="q2/#", qos=2)])
-        await publish(broker.url, "q2/x", [b"exactly"], qos=2)
-        (d,) = await take(first, 1, ack=False)  # PUBREC sent, PUBCOMP held back
-        assert d.qos == 2
-        await first.aclose()  # gone before PUBCOMP: the broker resends PUBREL on reconnect
-        second = transport(broker.url)
-        async with second:
-            await publish(broker.url, "q2/x", [b"next"], qos=2)
-            (n,) = await take(second, 1)
-        assert n.payload == b"next"
-        log = broker.log.read_text()
-        assert f"Received PUBCOMP from t-listener (Mid: {d.mid}" in log  # the id was released
-    finally:
-        broker.stop()
-
-
 async def test_the_window_stops_reading_with_a_slow_consumer(mosquitto: Mosquitto) -> None:
     sub = transport(mosquitto.url, inflight=5)
     await sub.connect()

@@ -1,12 +1,19 @@
 """The one place that reaches inside aiomqtt and paho. Everything here exists for a reason:
 
-* **Manual acknowledgement.** paho 2 can hold back the PUBACK (QoS 1) / PUBCOMP (QoS 2) of a
-  received message until ``Client.ack(mid, qos)`` (``manual_ack``), but aiomqtt 2.x builds its
-  paho client without that option and offers no ack call. We switch it on with paho's public
-  ``manual_ack_set`` on the paho client aiomqtt owns (``aiomqtt.Client._client``), and ack there.
-* **PUBREL for an unknown packet id.** After a crash the broker resends PUBREL for QoS 2 messages
-  we had PUBREC'd. Under ``manual_ack`` paho answers nothing for an id it does not know, which
-  would pin that id on the broker forever; we answer PUBCOMP as the MQTT spec asks.
+* **Manual acknowledgement.** paho 2 can hold back the PUBACK (QoS 1) of a received message
+  until ``Client.ack(mid, qos)`` (``manual_ack``), but aiomqtt 2.x builds its paho client without
+  that option and offers no ack call. We switch it on with paho's public ``manual_ack_set`` on the
+  paho client aiomqtt owns (``aiomqtt.Client._client``), and ack there.
+* **QoS 2: PUBREC at ack.** Even under ``manual_ack`` paho sends PUBREC on receipt and hands the
+  message over only at PUBREL: the broker then considers it delivered, and a crash before the
+  job is stored loses it. We hand a QoS 2 message over when its PUBLISH arrives and send its
+  PUBREC only at ``ack`` (paho's ``_send_pubrec`` is silenced for the PUBLISH it handles), then
+  answer the broker's PUBREL with PUBCOMP. Unacked, the broker sends the PUBLISH again after a
+  reconnect, as for QoS 1.
+* **PUBREL for an unknown packet id.** Under ``manual_ack`` paho answers nothing to a PUBREL for
+  an id it does not hold, which would pin that id on the broker forever; we answer PUBCOMP as
+  the MQTT spec asks. With PUBREC at ack every PUBREL is such a one (also those resent after a
+  crash for messages that were already safe).
 * **Stop reading.** aiomqtt reads the socket whenever it is readable and queues every message.
   We install our own reader so the transport can pause it (backpressure: the broker then holds
   the messages) and we hand each message straight to the transport, skipping aiomqtt's queue.
@@ -39,6 +46,9 @@ Sink = Callable[[paho.MQTTMessage], None]
 class PahoClient(aiomqtt.Client):
     """``aiomqtt.Client`` with manual acks, a pausable reader and a direct message sink."""
 
+    #: False brings back paho's PUBREC on receipt (the crash test's control shows the loss)
+    HOLD_PUBREC = True
+
     def __init__(self, *args: Any, sink: Sink, manual_ack: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._sink = sink
@@ -49,8 +59,11 @@ class PahoClient(aiomqtt.Client):
         self.pending_calls_threshold = 1 << 30  # aiomqtt warns past 10 concurrent publishes
         self.session_present = False
         self.manual_ack = manual_ack
+        self.hold_pubrec = manual_ack and self.HOLD_PUBREC
         client = self._client
         client.manual_ack_set(manual_ack)
+        if self.hold_pubrec:
+            self._deliver_qos2_on_publish(client)
         if manual_ack:
             handle_pubrel = client._handle_pubrel
 
@@ -64,11 +77,38 @@ class PahoClient(aiomqtt.Client):
 
             client._handle_pubrel = pubrel_answering_unknown  # type: ignore[method-assign]
 
+    @staticmethod
+    def _deliver_qos2_on_publish(client: paho.Client) -> None:
+        handle_publish = client._handle_publish
+        held: list[int] = []
+
+        def pubrec_held(mid: int) -> MQTTErrorCode:
+            held.append(mid)  # paho calls this only from _handle_publish, for QoS 2
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+        def publish_delivered_at_once() -> MQTTErrorCode:
+            rc = handle_publish()
+            while held:  # paho stored the message to hand over at PUBREL: hand it over now
+                with client._in_message_mutex:
+                    message = client._in_messages.pop(held.pop(), None)
+                if message is not None:
+                    client._handle_on_message(message)
+            return rc
+
+        client._send_pubrec = pubrec_held  # type: ignore[method-assign]
+        client._handle_publish = publish_delivered_at_once  # type: ignore[method-assign]
+
     # -- acks and publishing ----------------------------------------------------------------------
 
     def ack(self, mid: int, qos: int) -> bool:
-        """Send the PUBACK/PUBCOMP of a received message; False when the connection is gone."""
-        return self._client.ack(mid, qos) == MQTTErrorCode.MQTT_ERR_SUCCESS
+        """Send the PUBACK (QoS 1) or PUBREC (QoS 2) of a received message; False when the
+        connection is gone."""
+        client = self._client
+        if qos == 2 and self.hold_pubrec:
+            rc = paho.Client._send_pubrec(client, mid)  # the instance's is silenced
+        else:
+            rc = client.ack(mid, qos)
+        return rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     async def publish_mid(
         self,
