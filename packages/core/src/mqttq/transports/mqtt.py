@@ -30,6 +30,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from mqttq.config import MqttConfig
 from mqttq.errors import ConfigError, NotConnectedError, TransportError
@@ -163,6 +164,8 @@ class MqttTransport(Transport):
         self._generation = 0
         self._client: PahoClient | None = None
         self._subscriptions: dict[str, Subscription] = {}
+        #: what the broker's session holds, as far as we know (SUBACKed, session kept since)
+        self._subscribed: dict[str, Subscription] = {}
         self._callbacks: list[Callable[[], Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
@@ -326,9 +329,15 @@ class MqttTransport(Transport):
                 "(raise mqtt.session_expiry?)",
                 self.client_id,
             )
+        if not client.session_present:
+            self._subscribed.clear()
+        subs = list(self._subscriptions.values())
+        if self.config.protocol != "5":
+            # a 3.1.1 SUBSCRIBE of a filter the session holds makes the broker resend every
+            # retained message (MQTT 5 has retain_handling for that): skip what it kept
+            subs = [s for s in subs if self._subscribed.get(s.filter) != s]
         try:
-            if self._subscriptions:
-                await self._subscribe_on(client, list(self._subscriptions.values()))
+            await self._subscribe_on(client, subs)
         except TransportError:
             client.force_close()
             raise
@@ -404,11 +413,17 @@ class MqttTransport(Transport):
     async def _send_subscribe(
         self, client: PahoClient, subs: Sequence[Subscription], props: Properties | None
     ) -> None:
+        topics: list[tuple[str, SubscribeOptions]] | list[tuple[str, int]]
+        if self.config.protocol == "5":
+            topics = [
+                (s.filter, SubscribeOptions(qos=s.qos, retainHandling=s.retain_handling))
+                for s in subs
+            ]
+        else:
+            topics = [(s.filter, s.qos) for s in subs]
         try:
             with client.reading_held():
-                codes = await client.subscribe(
-                    [(s.filter, s.qos) for s in subs], properties=props, timeout=self.timeout
-                )
+                codes = await client.subscribe(topics, properties=props, timeout=self.timeout)
         except (aiomqtt.MqttError, ValueError) as exc:
             raise TransportError(f"subscribing at {self.endpoint} failed: {exc}") from None
         for sub, code in zip(subs, codes, strict=False):
@@ -419,6 +434,8 @@ class MqttTransport(Transport):
                 raise TransportError(
                     f"the broker refused the subscription to {sub.filter!r}: {code}"
                 )
+            else:
+                self._subscribed[sub.filter] = sub
 
     # -- receiving --------------------------------------------------------------------------------
 
