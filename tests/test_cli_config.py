@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mqttq.config import TEMPLATE
+from mqttq.config import template
 
 if TYPE_CHECKING:
     from conftest import Cli
@@ -110,9 +110,15 @@ job = "{cli.jobs}:noop"
     assert [line.split(": ", 1)[0] for line in text.stderr.splitlines()] == list(problems)
 
 
-def test_check_needs_a_known_mqtt_scheme_only_with_routes(cli: Cli) -> None:
-    cli.write_config('[queue]\nurl = "memory://"\n[mqtt]\nurl = "carrier-pigeon://loft"\n')
-    assert cli("config", "check").exit_code == 0
+@pytest.mark.parametrize("url", ["http://broker:1883", "carrier-pigeon://loft"])
+def test_check_refuses_an_mqtt_url_no_transport_serves(cli: Cli, url: str) -> None:
+    cli.write_config(f'[queue]\nurl = "memory://"\n[mqtt]\nurl = "{url}"\n')
+    result = cli("config", "check")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"mqtt.url: no transport named '{url.split(':')[0]}'")
+
+
+def test_check_needs_a_known_mqtt_scheme(cli: Cli) -> None:
     cli.write_config(
         '[queue]\nurl = "memory://"\n[mqtt]\nurl = "carrier-pigeon://loft"\n'
         f'[[routes]]\ntopic = "a/b"\njob = "{cli.jobs}:noop"\n'
@@ -160,8 +166,8 @@ def test_init_writes_the_template_that_checks_ok(cli: Cli, monkeypatch: pytest.M
     result = cli("config", "init")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "wrote mqttq.toml\n"
-    assert cli.config_path.read_text() == TEMPLATE
-    assert tomllib.loads(TEMPLATE)["queue"]["url"] == "sqlite:///mqttq.db"
+    assert cli.config_path.read_text() == template()
+    assert tomllib.loads(template())["queue"]["url"] == "sqlite:///mqttq.db"
     check = cli("config", "check")
     assert check.stdout == "ok: mqttq.toml\n", check.stderr
 
@@ -173,14 +179,14 @@ def test_init_refuses_to_overwrite_without_force(cli: Cli) -> None:
 
     forced = cli("config", "init", "--force")
     assert forced.exit_code == 0
-    assert cli.config_path.read_text() == TEMPLATE
+    assert cli.config_path.read_text() == template()
 
 
 def test_init_to_a_path_or_to_the_config_option(cli: Cli) -> None:
     assert cli("config", "init", "a.toml").stdout == "wrote a.toml\n"
-    assert (cli.tmp_path / "a.toml").read_text() == TEMPLATE
+    assert (cli.tmp_path / "a.toml").read_text() == template()
     assert cli("--config", "b.toml", "config", "init").stdout == "wrote b.toml\n"
-    assert (cli.tmp_path / "b.toml").read_text() == TEMPLATE
+    assert (cli.tmp_path / "b.toml").read_text() == template()
 
 
 def test_subprocess_finds_job_modules_in_the_working_directory(cli: Cli) -> None:

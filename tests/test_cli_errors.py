@@ -83,9 +83,33 @@ def test_unknown_failed_job_id(cli: Cli) -> None:
 def test_unreachable_driver_exits_1(cli: Cli, sqlite_url: str) -> None:
     # a database file in a directory that does not exist cannot be opened
     missing = cli.tmp_path / "no" / "such" / "dir" / "q.db"
-    cli.write_config(f'[queue]\nurl = "sqlite:///{missing}"\n')
-    line = cli.error(cli("stats"), 1)
+    cli.queue_url = f"sqlite:///{missing}"
+    cli.write_config()
+    line = cli.error(cli("jobs", "enqueue", f"{cli.jobs}:noop"), 1)
     assert str(missing.parent) in line or "q.db" in line
+
+
+@pytest.mark.parametrize(
+    "command", [["stats"], ["workers"], ["failed", "list"], ["stats", "--json"]]
+)
+def test_looking_never_creates_a_queue(cli: Cli, sqlite_url: str, command: list[str]) -> None:
+    db = cli.tmp_path / "fresh.db"
+    cli.write_config(f'[queue]\nurl = "sqlite:///{db}"\n')
+    result = cli(*command)
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "no queues yet" in result.stdout
+        or "no live workers" in result.stdout
+        or ("no failed jobs" in result.stdout or result.stdout.startswith("{"))
+    )
+    assert result.stderr.startswith("mqttq: no SQLite queue database at")
+    assert list(cli.tmp_path.glob("fresh.db*")) == []
+
+
+def test_looking_up_one_job_in_a_missing_queue_is_one_line(cli: Cli, sqlite_url: str) -> None:
+    cli.write_config(f'[queue]\nurl = "sqlite:///{cli.tmp_path / "fresh.db"}"\n')
+    cli.error(cli("jobs", "show", "0" * 32), 1, "no job '000", "no SQLite queue database")
+    assert list(cli.tmp_path.glob("fresh.db*")) == []
 
 
 def test_debug_shows_the_traceback(cli: Cli) -> None:

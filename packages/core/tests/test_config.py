@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mqttq import ConfigError
-from mqttq.config import TEMPLATE, Config, load_config, structure
+from mqttq.config import Config, load_config, structure, template
 
 
 def problems(data: dict[str, object]) -> list[tuple[str, str]]:
@@ -27,7 +27,7 @@ def test_defaults_match_the_documented_contract() -> None:
 
 def test_template_is_valid_and_equals_the_defaults(tmp_path: Path) -> None:
     path = tmp_path / "mqttq.toml"
-    path.write_text(TEMPLATE)
+    path.write_text(template())
     assert load_config(path, env={}) == Config()
 
 

@@ -1,7 +1,12 @@
 """``mqttq.toml``: attrs classes structured by cattrs, with ``MQTTQ_<SECTION>_<KEY>`` overrides.
 
 Found via ``--config``, then ``MQTTQ_CONFIG``, then ``./mqttq.toml``; with none of those the
-defaults apply. Every problem is reported with its key path (``worker.concurrency: must be >= 1``).
+defaults apply. Every problem is reported at once, each with its key path
+(``worker.concurrency: must be >= 1``), and a value from the environment names its variable.
+
+Every key is declared once, here, with its type, default and a one-line description
+(:func:`key`); ``mqttq config init`` and the configuration reference are generated from these
+classes (:func:`template`, :func:`iter_keys`).
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
 import cattrs
+import orjson
 from attrs import validators as v
 
 from mqttq.errors import ConfigError
@@ -22,68 +30,166 @@ from mqttq.models import Backoff
 
 Mode = Literal["async", "sync", "mixed"]
 PayloadKind = Literal["json", "text", "bytes"]
+Retained = Literal["new", "always", "ignore"]
 
 _positive: Any = v.gt(0)
 
 
+def key(
+    default: Any = attrs.NOTHING,
+    doc: str = "",
+    *,
+    validator: Any = None,
+    factory: Any = None,
+    example: Any = None,
+) -> Any:
+    """A configuration key: its default, a one-line ``doc`` and, for keys without a default
+    value, an ``example`` shown (commented out) by ``mqttq config init``."""
+    meta = {"doc": doc, "example": example}
+    if factory is not None:
+        return attrs.field(factory=factory, validator=validator, metadata=meta)
+    return attrs.field(default=default, validator=validator, metadata=meta)
+
+
 @attrs.frozen(kw_only=True)
 class MqttConfig:
-    url: str = "mqtt://127.0.0.1:1883"
-    client_id: str = "mqttq-listener"
-    session_expiry: int = attrs.field(default=3600, validator=v.ge(0))
-    share_group: str = ""
-    max_payload: int = attrs.field(default=262144, validator=_positive)
-    username: str | None = None
-    password: str | None = None
-    protocol: Literal["3.1.1", "5"] = "5"
-    keepalive: int = attrs.field(default=60, validator=_positive)
-    ca_certs: str | None = None
-    certfile: str | None = None
-    keyfile: str | None = None
-    reconnect_min: float = attrs.field(default=1.0, validator=_positive)
-    reconnect_max: float = attrs.field(default=60.0, validator=_positive)
-    inflight: int = attrs.field(default=1000, validator=_positive)
+    """The MQTT broker: how the listener (and the device client) connect."""
+
+    url: str = key("mqtt://127.0.0.1:1883", "broker URL; mqtts:// for TLS; user:password@ allowed")
+    client_id: str = key(
+        "mqttq-listener",
+        "stable client id: the broker keeps the session across restarts (distinct per listener)",
+    )
+    session_expiry: int = key(
+        3600, "seconds the broker keeps the session while away (MQTT 5)", validator=v.ge(0)
+    )
+    share_group: str = key("", "non-empty: subscribe as $share/<group>/<topic> to split the load")
+    max_payload: int = key(
+        262144, "bytes; larger messages go to the failed registry", validator=_positive
+    )
+    username: str | None = key(None, "user name (overrides the URL's)", example="mqttq")
+    password: str | None = key(None, "password (overrides the URL's)", example="secret")
+    protocol: Literal["3.1.1", "5"] = key("5", "MQTT protocol version: 5 or 3.1.1")
+    keepalive: int = key(60, "seconds between keep-alive pings", validator=_positive)
+    ca_certs: str | None = key(
+        None, "CA bundle that signed the broker's certificate", example="/etc/mqttq/ca.pem"
+    )
+    certfile: str | None = key(
+        None, "client certificate, for brokers that require one", example="/etc/mqttq/client.crt"
+    )
+    keyfile: str | None = key(
+        None, "private key of the client certificate", example="/etc/mqttq/client.key"
+    )
+    reconnect_min: float = key(1.0, "first reconnect delay, seconds", validator=_positive)
+    reconnect_max: float = key(60.0, "longest reconnect delay, seconds", validator=_positive)
+    inflight: int = key(
+        1000, "messages received and not yet acked before reading pauses", validator=_positive
+    )
 
 
 @attrs.frozen(kw_only=True)
 class QueueConfig:
-    url: str = "sqlite:///mqttq.db"
-    default: str = attrs.field(default="default", validator=v.min_len(1))
-    failed_ttl: float = attrs.field(default=7 * 86400, validator=_positive)
+    """The queue: where jobs wait."""
+
+    url: str = key(
+        "sqlite:///mqttq.db", "queue driver URL: sqlite:///path.db, redis://host:6379/0, memory://"
+    )
+    default: str = key("default", "queue name when none is given", validator=v.min_len(1))
+    failed_ttl: float = key(
+        7 * 86400, "seconds a failed job stays in the failed registry", validator=_positive
+    )
 
 
 @attrs.frozen(kw_only=True)
 class WorkerConfig:
-    concurrency: int = attrs.field(default=8, validator=v.ge(1))
-    queues: list[str] = attrs.field(factory=lambda: ["default"], validator=v.min_len(1))
-    lease: float = attrs.field(default=30.0, validator=_positive)
-    shutdown_grace: float = attrs.field(default=30.0, validator=v.ge(0))
-    runner: str = "asyncio"
-    #: jobs claimed per driver call (default: concurrency)
-    batch: int | None = attrs.field(default=None, validator=v.optional(v.ge(1)))
-    #: default job timeout in seconds when neither the job nor the route sets one
-    timeout: float | None = attrs.field(default=None, validator=v.optional(_positive))
-    max_tries: int = attrs.field(default=3, validator=v.ge(1))
+    """Workers: how jobs are claimed and run."""
+
+    concurrency: int = key(8, "jobs run at once per worker process", validator=v.ge(1))
+    queues: list[str] = key(
+        doc="queues to claim from, in priority order",
+        factory=lambda: ["default"],
+        validator=v.min_len(1),
+    )
+    lease: float = key(
+        30.0, "seconds a claimed job stays reserved; heartbeats renew it", validator=_positive
+    )
+    shutdown_grace: float = key(
+        30.0, "seconds running jobs get to finish after SIGTERM", validator=v.ge(0)
+    )
+    runner: str = key("asyncio", "job runner: asyncio (coroutines, threads) or process")
+    prefetch: int = key(
+        256,
+        "most jobs claimed ahead of free slots (fewer for slow jobs; 0: never)",
+        validator=v.ge(0),
+    )
+    batch: int | None = key(
+        None,
+        "most jobs per claim (default: concurrency + prefetch)",
+        validator=v.optional(v.ge(1)),
+        example=64,
+    )
+    timeout: float | None = key(
+        None,
+        "default job timeout, seconds (below lease), when neither job nor route sets one",
+        validator=v.optional(_positive),
+        example=20,
+    )
+    max_tries: int = key(3, "default tries of a job before it fails for good", validator=v.ge(1))
 
 
 @attrs.frozen(kw_only=True)
 class JobsConfig:
-    register: list[str] = attrs.field(factory=list)
-    modules: list[str] = attrs.field(factory=list)
+    """Which code may run: a queued job's name is only looked up among these."""
+
+    register: list[str] = key(
+        doc='"module:function" callables allowed to run',
+        factory=list,
+        example=["myapp.jobs:send_email"],
+    )
+    modules: list[str] = key(
+        doc="modules whose @mqttq.job functions are registered",
+        factory=list,
+        example=["myapp.jobs"],
+    )
 
 
 @attrs.frozen(kw_only=True)
 class RouteConfig:
-    topic: str = attrs.field(validator=v.min_len(1))
-    job: str = attrs.field(validator=v.min_len(1))
-    queue: str | None = None
-    qos: int = attrs.field(default=1, validator=v.in_((0, 1, 2)))
-    mode: Mode = "async"
-    payload: PayloadKind = "json"
-    max_tries: int | None = attrs.field(default=None, validator=v.optional(v.ge(1)))
-    timeout: float | None = attrs.field(default=None, validator=v.optional(_positive))
-    delay: float | None = attrs.field(default=None, validator=v.optional(v.ge(0)))
-    backoff: Backoff | None = None
+    """One route: the MQTT messages on its topic become jobs (one [[routes]] table each)."""
+
+    topic: str = key(
+        doc="topic filter; {name} segments become job arguments, + and # work as in MQTT",
+        validator=v.min_len(1),
+        example="sensors/{device_id}/temperature",
+    )
+    job: str = key(
+        doc='job to run: "module:function" or a registered name',
+        validator=v.min_len(1),
+        example="myapp.jobs:record_temperature",
+    )
+    queue: str | None = key(
+        None, "queue of the jobs (default: the job's, then queue.default)", example="telemetry"
+    )
+    qos: int = key(1, "subscription QoS: 0, 1 or 2", validator=v.in_((0, 1, 2)))
+    mode: Mode = key("async", "async (queue), sync (run inline, then ack) or mixed (QoS 2 sync)")
+    payload: PayloadKind = key("json", "how the payload is decoded: json, text or bytes")
+    retained: Retained = key(
+        "new", "retained messages: new (only on a new subscription), always or ignore"
+    )
+    max_tries: int | None = key(
+        None, "tries before the job fails for good", validator=v.optional(v.ge(1)), example=5
+    )
+    timeout: float | None = key(
+        None, "job timeout, seconds", validator=v.optional(_positive), example=60
+    )
+    delay: float | None = key(
+        None, "seconds before the job may run", validator=v.optional(v.ge(0)), example=0
+    )
+    backoff: Backoff | None = key(
+        None,
+        "retry backoff: {base, factor, max, jitter}",
+        example={"base": 1.0, "factor": 2.0, "max": 300.0, "jitter": 0.1},
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -94,8 +200,11 @@ class Config:
     jobs: JobsConfig = attrs.field(factory=JobsConfig)
     routes: list[RouteConfig] = attrs.field(factory=list)
     #: the file this came from, if any (not a key)
-    source: str | None = attrs.field(default=None, eq=False)
+    source: str | None = attrs.field(default=None, eq=False, metadata={"internal": True})
 
+
+for _cls in (MqttConfig, QueueConfig, WorkerConfig, JobsConfig, RouteConfig, Backoff, Config):
+    attrs.resolve_types(_cls)
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
@@ -113,58 +222,144 @@ _strict(str, str)
 _strict(int, int)
 _strict(float, int, float)
 _strict(bool, bool)
-_SECTIONS = {"mqtt": MqttConfig, "queue": QueueConfig, "worker": WorkerConfig, "jobs": JobsConfig}
+
+Problems = list[tuple[str, str]]
 
 
-def _path(cattrs_path: str) -> str:
-    # cattrs says "$.worker.concurrency" / "$.routes[0].qos"; users write worker.concurrency
-    return cattrs_path.removeprefix("$").removeprefix(".") or "(top level)"
+# -- the keys, as data -------------------------------------------------------------------------
 
 
-def structure(data: Mapping[str, Any], source: str | None = None) -> Config:
-    """Build a :class:`Config` from plain data; :class:`ConfigError` lists every problem."""
-    try:
-        config = _converter.structure(dict(data), Config)
-    except cattrs.BaseValidationError as exc:
-        problems = []
-        for line in cattrs.transform_error(exc, format_exception=_format_exception):
-            message, _, where = line.rpartition(" @ ")
-            field = re.match(r"(?:Length of )?'(\w+)' (.*)", message)
-            if field:  # an attrs validator names its field in the message
-                where, message = f"{where}.{field[1]}", field[2]
-            problems.append((_path(where), _humanize(message)))
-        where_from = f" in {source}" if source else ""
-        summary = "; ".join(f"{k}: {m}" for k, m in problems)
-        raise ConfigError(f"invalid configuration{where_from}: {summary}", problems) from None
-    except ValueError as exc:  # a validator outside cattrs' tracking
-        raise ConfigError(f"invalid configuration: {exc}", [("(top level)", str(exc))]) from None
-    problems = _check(config)
-    if problems:
-        summary = "; ".join(f"{k}: {m}" for k, m in problems)
-        raise ConfigError(f"invalid configuration: {summary}", problems)
-    return attrs.evolve(config, source=source)
+def sections() -> dict[str, Any]:
+    """Top-level keys of ``mqttq.toml`` and their types (a list of tables for ``routes``)."""
+    return {f.name: f.type for f in attrs.fields(Config) if not f.metadata.get("internal")}
 
 
-def _format_exception(exc: BaseException, type_: Any) -> str:
-    if isinstance(exc, KeyError):
-        return "required key missing"
-    if getattr(type_, "__origin__", None) is Literal:
-        return f"must be one of {', '.join(map(str, type_.__args__))}"
-    if isinstance(exc, TypeError | ValueError) and exc.args and isinstance(exc.args[0], str):
-        text = exc.args[0]
-        return text.split(": ")[0] if text.startswith("'") else text
-    return cattrs.v.format_exception(exc, type_)
+def _attrs_class(tp: Any) -> tuple[type | None, bool]:
+    """(the attrs class inside ``tp``, whether ``tp`` is a list of it)."""
+    if attrs.has(tp):
+        return tp, False
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    if origin is list and args and attrs.has(args[0]):
+        return args[0], True
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if attrs.has(arg):
+                return arg, False
+    return None, False
 
 
-def _humanize(message: str) -> str:
-    message = message.replace("extra fields found", "unknown key(s)")
-    if message.startswith("invalid value for type, expected "):
-        return "expected " + message.removeprefix("invalid value for type, expected ")
-    return message
+def type_name(tp: Any) -> str:
+    """A key's type as the reference shows it: ``int``, ``str | None``, ``"a" | "b"``."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(f'"{a}"' for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list[{type_name(typing.get_args(tp)[0])}]"
+    if tp is type(None):
+        return "None"
+    if attrs.has(tp):
+        return "table"
+    return getattr(tp, "__name__", str(tp))
 
 
-def _check(config: Config) -> list[tuple[str, str]]:
-    """Cross-field rules the per-field validators cannot see."""
+@attrs.frozen(kw_only=True)
+class KeyInfo:
+    """One configuration key, for the reference and the template."""
+
+    path: str  #: ``worker.concurrency``, ``routes[].topic``
+    type: str
+    default: Any  #: attrs.NOTHING when required
+    doc: str
+    env: str | None  #: its ``MQTTQ_*`` variable (keys of a list of tables have none)
+    example: Any = None
+
+
+def _default(field: attrs.Attribute[Any]) -> Any:
+    if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+        return field.default.factory()  # type: ignore[union-attr]
+    return field.default
+
+
+def iter_keys() -> Iterator[KeyInfo]:
+    """Every key of ``mqttq.toml``, section by section, in declaration order."""
+    for section, tp in sections().items():
+        cls, many = _attrs_class(tp)
+        assert cls is not None
+        prefix = f"{section}[]" if many else section
+        for field in attrs.fields(cls):
+            env = None if many else f"MQTTQ_{section.upper()}_{field.name.upper()}"
+            yield KeyInfo(
+                path=f"{prefix}.{field.name}",
+                type=type_name(field.type),
+                default=_default(field),
+                doc=field.metadata.get("doc", ""),
+                env=env,
+                example=field.metadata.get("example"),
+            )
+
+
+# -- validation: every problem at once --------------------------------------------------------
+
+
+def _humanize(exc: BaseException, tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return f"must be one of {', '.join(map(str, typing.get_args(tp)))}"
+    if isinstance(exc, cattrs.BaseValidationError):
+        inner = exc.exceptions[0] if exc.exceptions else exc
+        return _humanize(inner, None)
+    text = str(exc)
+    # attrs validators say "'concurrency' must be >= 1: 0"; cattrs "expected int, got ..."
+    match = re.match(r"(?:Length of )?'\w+' (must .*?)(?:: (.*))?$", text)
+    if match:
+        return f"{match[1]} (got {match[2]})" if match[2] else match[1]
+    return text.removeprefix("invalid value for type, ")
+
+
+def _check_table(cls: type, data: Any, where: str) -> Problems:
+    """Problems of one table against its attrs class, without stopping at the first."""
+    if not isinstance(data, dict):
+        return [(where or "(top level)", f"expected a table, got {type(data).__name__}")]
+    fields = {f.name: f for f in attrs.fields(cls) if not f.metadata.get("internal")}
+    problems: Problems = []
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        problems.append((where or "(top level)", f"unknown key(s) ({', '.join(unknown)})"))
+    for name, field in fields.items():
+        path = f"{where}.{name}" if where else name
+        if name not in data:
+            if field.default is attrs.NOTHING:
+                problems.append((path, "required key missing"))
+            continue
+        value = data[name]
+        nested, many = _attrs_class(field.type)
+        if nested is not None and (value is not None or many):
+            if many:
+                if not isinstance(value, list):
+                    problems.append((path, "expected a list of tables ([[...]])"))
+                    continue
+                for i, item in enumerate(value):
+                    problems += _check_table(nested, item, f"{path}[{i}]")
+            else:
+                problems += _check_table(nested, value, path)
+            continue
+        try:
+            converted = _converter.structure(value, field.type)
+        except Exception as exc:
+            problems.append((path, _humanize(exc, field.type)))
+            continue
+        if field.validator is not None:
+            try:
+                field.validator(None, field, converted)
+            except (TypeError, ValueError) as exc:
+                problems.append((path, _humanize(exc, field.type)))
+    return problems
+
+
+def _cross_checks(config: Config) -> Problems:
+    """Rules between keys that no single key can check."""
     problems = []
     if config.worker.timeout is not None and config.worker.timeout >= config.worker.lease:
         problems.append(("worker.timeout", "must be below worker.lease"))
@@ -176,37 +371,76 @@ def _check(config: Config) -> list[tuple[str, str]]:
     return problems
 
 
-def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """``MQTTQ_QUEUE_URL=...`` -> ``{"queue": {"url": "..."}}``; lists are comma-separated."""
+def structure(
+    data: Mapping[str, Any],
+    source: str | None = None,
+    *,
+    from_env: Mapping[str, str] | None = None,
+) -> Config:
+    """Build a :class:`Config` from plain data; :class:`ConfigError` lists every problem.
+
+    ``from_env`` maps key paths to the environment variables that set them, so a bad value
+    is blamed on its variable, not on the file.
+    """
+    problems = _check_table(Config, dict(data), "")
+    config = None
+    if not problems:
+        config = _converter.structure(dict(data), Config)
+        problems = _cross_checks(config)
+    if problems:
+        env = from_env or {}
+        problems = [(k, f"{m} (from {env[k]})" if k in env else m) for k, m in problems]
+        where = f" in {source}" if source and any(k not in env for k, _ in problems) else ""
+        summary = "; ".join(f"{k}: {m}" for k, m in problems)
+        raise ConfigError(f"invalid configuration{where}: {summary}", problems)
+    assert config is not None
+    return attrs.evolve(config, source=source)
+
+
+# -- files and the environment ----------------------------------------------------------------
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """``MQTTQ_QUEUE_URL=...`` -> ``{"queue": {"url": "..."}}`` (lists are comma-separated),
+    and which variable set each key path."""
     out: dict[str, dict[str, Any]] = {}
-    for section, cls in _SECTIONS.items():
+    sources: dict[str, str] = {}
+    for section, tp in sections().items():
+        cls, many = _attrs_class(tp)
+        if cls is None or many:
+            continue
         prefix = f"MQTTQ_{section.upper()}_"
         fields = {f.name: f for f in attrs.fields(cls)}
         for name, value in env.items():
             if not name.startswith(prefix):
                 continue
-            key = name.removeprefix(prefix).lower()
-            field = fields.get(key)
+            field_name = name.removeprefix(prefix).lower()
+            field = fields.get(field_name)
+            path = f"{section}.{field_name}"
             if field is None:
                 raise ConfigError(
-                    f"environment variable {name} names no key: {section}.{key} does not exist",
-                    [(f"{section}.{key}", f"unknown key (from {name})")],
+                    f"environment variable {name} names no key: {path} does not exist",
+                    [(path, f"unknown key (from {name})")],
                 )
-            out.setdefault(section, {})[key] = _from_env(str(field.type), value)
-    return out
+            out.setdefault(section, {})[field_name] = _from_env(field.type, value)
+            sources[path] = name
+    return out, sources
 
 
-def _from_env(type_name: str, value: str) -> Any:
-    """Turn an environment string into the field's type; left as text when it does not parse."""
-    if type_name.startswith("list"):
+def _from_env(tp: Any, value: str) -> Any:
+    """An environment string as the key's type; left as text when it does not parse (the
+    check then names the variable)."""
+    kinds = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else ()
+    kinds = kinds or (tp,)
+    if any(typing.get_origin(k) is list for k in kinds):
         return [item.strip() for item in value.split(",") if item.strip()]
     for kind in (int, float):
-        if kind.__name__ in type_name:
+        if kind in kinds:
             try:
                 return kind(value)
             except ValueError:
                 pass
-    if type_name.startswith("bool"):
+    if bool in kinds:
         return {"1": True, "true": True, "0": False, "false": False}.get(value.lower(), value)
     return value
 
@@ -236,41 +470,51 @@ def load_config(
             raise ConfigError(f"{file} is not valid TOML: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"cannot read {file}: {exc.strerror}") from None
-    for section, values in _env_overrides(os.environ if env is None else env).items():
+    overrides, sources = _env_overrides(os.environ if env is None else env)
+    for section, values in overrides.items():
         current = data.get(section)
         data[section] = {**(current if isinstance(current, dict) else {}), **values}
-    return structure(data, str(file) if file else None)
+    return structure(data, str(file) if file else None, from_env=sources)
 
 
-TEMPLATE = """\
-# mqttq configuration. Every key is optional; these are the defaults.
-[mqtt]
-url = "mqtt://127.0.0.1:1883"      # mqtts:// for TLS; user:password@ allowed
-client_id = "mqttq-listener"       # stable: the broker keeps the session across restarts
-session_expiry = 3600              # seconds the broker keeps the session
-share_group = ""                   # non-empty: subscribe as $share/<group>/<topic>
-max_payload = 262144               # bytes; larger messages go to the failed registry
+# -- the template of `mqttq config init` ------------------------------------------------------
 
-[queue]
-url = "sqlite:///mqttq.db"         # redis://host:6379/0, rq+redis://host:6379/0, memory://
-default = "default"                # queue name when none is given
 
-[worker]
-concurrency = 8
-queues = ["default"]               # claimed in this order
-lease = 30                         # seconds; heartbeats renew it
-shutdown_grace = 30
-runner = "asyncio"                 # or "process"
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML (strings, numbers, booleans, lists and inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return orjson.dumps(value).decode()
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in value.items()) + " }"
+    if attrs.has(type(value)):
+        return toml_value(attrs.asdict(value))
+    raise TypeError(f"cannot write {value!r} as TOML")
 
-[jobs]
-register = []                      # "module:function" callables allowed to run
-modules = []                       # modules whose @mqttq.job functions are registered
 
-# [[routes]]
-# topic = "sensors/{device_id}/temperature"
-# job = "myapp.jobs:record_temperature"
-# queue = "telemetry"
-# qos = 1
-# mode = "async"                   # async | sync | mixed
-# payload = "json"                 # json | text | bytes
-"""
+def _lines(name: str, value: Any, doc: str, commented: bool) -> list[str]:
+    return [f"# {doc}"] * bool(doc) + [f"{'# ' if commented else ''}{name} = {toml_value(value)}"]
+
+
+def template() -> str:
+    """A commented ``mqttq.toml`` with every key: its default, or a commented-out example."""
+    out = ["# mqttq configuration. Every key is optional; the values shown are the defaults."]
+    for section, tp in sections().items():
+        cls, many = _attrs_class(tp)
+        assert cls is not None
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        out += ["", f"# === {doc}", f"# [[{section}]]" if many else f"[{section}]"]
+        for field in attrs.fields(cls):
+            default = _default(field)
+            example = field.metadata.get("example")
+            missing = default is attrs.NOTHING or default is None
+            value = example if missing or many else default
+            if value is None or value is attrs.NOTHING:
+                value = default
+            out += _lines(field.name, value, field.metadata.get("doc", ""), missing or many)
+    return "\n".join(out) + "\n"

@@ -19,6 +19,7 @@ from mqttq.models import Envelope, FailedJob, JobRecord, QueueStats, WorkerInfo
 
 if TYPE_CHECKING:
     from mqttq.config import MqttConfig
+    from mqttq.jobs import JobSpec
 
 
 class Capability(enum.Enum):
@@ -255,6 +256,11 @@ class JobRunner(AsyncResource, abc.ABC):
     def __init__(self, *, app: Any, concurrency: int) -> None:
         self.app = app
         self.concurrency = concurrency
+
+    @classmethod
+    def check_job(cls, spec: JobSpec) -> None:
+        """Called at start-up for every registered job: raise ``ConfigError`` (one line saying
+        what to change) when this runner cannot run ``spec``. Accepts everything by default."""
 
     @abc.abstractmethod
     async def run(

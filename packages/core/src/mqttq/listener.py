@@ -9,11 +9,17 @@ the broker holds the rest: nothing is dropped and memory stays bounded.
 Routes in ``sync`` mode (and QoS 2 messages on ``mixed`` routes) run inline, one at a time in
 arrival order, and their message is acked after the job finished (a failure follows the job's
 retry policy: a delayed retry is queued, or the job is recorded as failed).
+
+Retained messages follow each route's ``retained`` policy: ``new`` (the broker sends them only
+for a new subscription, MQTT 5 Retain Handling 1; and a retained message this process already
+turned into a job is not run again when a resubscription brings it back, under either protocol),
+``always``, or ``ignore``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -24,10 +30,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from mqttq.errors import MqttqError
-from mqttq.interfaces import Delivery, Transport
+from mqttq.interfaces import Capability, Delivery, Transport, require
 from mqttq.models import Envelope, Message
 from mqttq.retry import Outage, RetryPolicy, Stopped, retry
-from mqttq.routing import PoisonError, Route, Router, message_id, poison_job
+from mqttq.routing import (
+    PoisonError,
+    Route,
+    Router,
+    message_id,
+    poison_error,
+    poison_job,
+    retained_identity,
+)
 
 if TYPE_CHECKING:
     from mqttq.app import App
@@ -35,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mqttq.listener")
 
+#: retained messages remembered (per route) so that a resubscription does not run them again
+RETAINED_MEMORY = 100_000
 #: retries while the queue backend is unreachable
 UNAVAILABLE = RetryPolicy(first=0.1, max=5.0)
 T = TypeVar("T")
@@ -51,6 +67,8 @@ class ListenerStats:
     inline: int = 0
     acked: int = 0
     batches: int = 0
+    #: retained messages not turned into jobs (policy "ignore", or seen before under "new")
+    retained_skipped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return attrs.asdict(self)
@@ -83,6 +101,10 @@ class Listener:
         self._lane: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
         self._outage = Outage("queue unavailable, holding messages unacked", log)
+        #: identities of retained messages this process turned into jobs, per route (bounded)
+        self._retained: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        #: what stopped the listener, when something failed
+        self.failure: BaseException | None = None
 
     @property
     def needs_executor(self) -> bool:
@@ -93,10 +115,28 @@ class Listener:
         self._stopping.set()
         self.transport.stop_reading()
 
+    def check(self) -> None:
+        """Start-up checks: what the routes need from the queue driver and the job runner."""
+        driver = self.app.driver_class()
+        require(driver, Capability.FAILED_REGISTRY, "recording poison messages")
+        for route in self.router.routes:
+            if route.delay:
+                require(driver, Capability.DELAY, f"routes[{route.index}].delay")
+            if route.mode != "async":  # a failed inline job is queued as a delayed retry
+                require(driver, Capability.DELAY, f"routes[{route.index}] in {route.mode} mode")
+        if self.needs_executor:
+            runner = self.app.runner_class()
+            for route in self.router.routes:
+                if route.mode != "async":
+                    runner.check_job(self.app.jobs.get(route.job))
+
     async def run(self) -> None:
-        """Connect, subscribe and work until :meth:`stop`; closes the transport at the end."""
+        """Connect, subscribe and work until :meth:`stop`; closes the transport at the end.
+
+        Raises what made it stop when something failed (the sync lane)."""
         from mqttq.worker.executor import inline_executor
 
+        self.check()
         async with contextlib.AsyncExitStack() as stack:
             if self.needs_executor and self.executor is None:
                 self.executor = await stack.enter_async_context(inline_executor(self.app))
@@ -107,6 +147,7 @@ class Listener:
             await self.transport.subscribe(self.router.subscriptions(cfg.share_group))
             if self.needs_executor:
                 self._lane = asyncio.create_task(self._inline_lane(), name="mqttq-sync-lane")
+                self._lane.add_done_callback(self._lane_done)
             self.running.set()
             log.info("listening: %s", ", ".join(r.filter for r in self.router.routes))
             try:
@@ -118,6 +159,14 @@ class Listener:
                 self.running.clear()
                 await self._finish_lane()
         log.info("listener stopped: %s", self.stats.as_dict())
+        if self.failure is not None:
+            raise self.failure
+
+    def _lane_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.failure = task.exception()
+            log.error("the sync lane failed; stopping", exc_info=self.failure)
+            self.stop()
 
     async def _connect(self) -> bool:
         """Connect (retrying an unreachable broker); False when stopped meanwhile."""
@@ -183,6 +232,8 @@ class Listener:
         inline: list[Envelope] = []
         msg_id = message_id(delivery)
         for route, params in matches:
+            if delivery.retain and self._skip_retained(route, delivery):
+                continue
             try:
                 if oversized:
                     self.router.check_size(delivery.payload)
@@ -191,7 +242,7 @@ class Listener:
             except PoisonError as exc:
                 self.stats.poison += 1
                 job = poison_job(route, delivery, params, oversized=oversized)
-                poison.append((job, f"poison: {exc.reason} (topic {delivery.topic})"))
+                poison.append((job, poison_error(exc.reason, delivery.topic)))
                 continue
             message = Message(
                 topic=delivery.topic,
@@ -204,6 +255,21 @@ class Listener:
             job = route.make_job(message, params, now=now)
             (inline if route.inline(delivery.qos) else to_push).append(job)
         return inline
+
+    def _skip_retained(self, route: Route, delivery: Delivery) -> bool:
+        """Whether a retained message makes no job for ``route``: always under "ignore"; under
+        "new" when this process already made its job (a resubscription brought it again)."""
+        if route.retained == "always":
+            return False
+        if route.retained == "new":
+            identity = retained_identity(route, delivery)
+            if identity not in self._retained:
+                self._retained[identity] = None
+                if len(self._retained) > RETAINED_MEMORY:
+                    self._retained.popitem(last=False)
+                return False
+        self.stats.retained_skipped += 1
+        return True
 
     async def _push(self, jobs: list[Envelope]) -> None:
         """Push in one call, retrying while the backend is down (the messages stay unacked); a

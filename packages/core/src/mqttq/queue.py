@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from mqttq.interfaces import Capability, require
 from mqttq.models import Call, Envelope, JobEvent, QueueStats
 
 if TYPE_CHECKING:
@@ -36,8 +37,22 @@ class Queue:
         )
 
     async def push_jobs(self, jobs: Sequence[Envelope]) -> list[str]:
-        """Push ready-made envelopes in one driver call (the listener's batched path)."""
-        ids = await self._app.driver.push(jobs)
+        """Push ready-made envelopes in one driver call (the listener's batched path).
+
+        A unique key or a delay the driver cannot honour is a ``NotSupportedError``, never
+        silently dropped."""
+        driver = self._app.driver
+        caps = driver.capabilities
+        if Capability.UNIQUE not in caps:
+            keyed = next((j for j in jobs if j.unique_key), None)
+            if keyed is not None:
+                require(driver, Capability.UNIQUE, f"unique_key={keyed.unique_key!r}")
+        if Capability.DELAY not in caps:
+            later = next((j for j in jobs if j.available_at > j.enqueued_at), None)
+            if later is not None:
+                delay = later.available_at - later.enqueued_at
+                require(driver, Capability.DELAY, f"a job delayed by {delay:g}s")
+        ids = await driver.push(jobs)
         if self._app.observed:
             for job in jobs:
                 self._app.emit(JobEvent(kind="enqueued", job=job))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from mqttq.config import Mode, PayloadKind, RouteConfig
+from mqttq.config import Mode, PayloadKind, Retained, RouteConfig
 from mqttq.errors import ConfigError, PayloadError
 from mqttq.interfaces import Delivery, Subscription
 from mqttq.models import Backoff, Envelope, Message
@@ -35,6 +35,10 @@ MESSAGE_KEY = "$message"
 MESSAGE_ARG = "message"
 #: bytes of an oversized payload kept in the failed registry (the rest is dropped)
 POISON_KEEP = 1024
+#: in a poison job's message: the decoding that failed (``json``/``text``; ``bytes`` when only
+#: the size was wrong), and whether the payload was cut to :data:`POISON_KEEP` bytes
+UNDECODED = "undecoded"
+TRUNCATED = "truncated"
 
 _NAMED = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _MESSAGE_ID_PROPS = ("message_id", "message-id")
@@ -46,6 +50,21 @@ class PoisonError(PayloadError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def decode_payload(kind: PayloadKind, payload: bytes) -> Any:
+    """``payload`` decoded as a route of ``kind`` asks; :class:`PoisonError` when it cannot be."""
+    if kind == "json":
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise PoisonError(f"bad JSON on json route: {exc}") from None
+    if kind == "text":
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PoisonError(f"payload is not UTF-8 on a text route: {exc}") from None
+    return payload
 
 
 @attrs.frozen(kw_only=True)
@@ -60,6 +79,7 @@ class Route:
     qos: int
     mode: Mode
     payload: PayloadKind
+    retained: Retained = "new"
     max_tries: int | None = None
     timeout: float | None = None
     delay: float | None = None
@@ -91,17 +111,7 @@ class Route:
 
     def decode(self, payload: bytes) -> Any:
         """The payload as the job sees it; :class:`PoisonError` when it cannot be decoded."""
-        if self.payload == "json":
-            try:
-                return orjson.loads(payload)
-            except orjson.JSONDecodeError as exc:
-                raise PoisonError(f"bad JSON on json route: {exc}") from None
-        if self.payload == "text":
-            try:
-                return payload.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise PoisonError(f"payload is not UTF-8 on a text route: {exc}") from None
-        return payload
+        return decode_payload(self.payload, payload)
 
     def make_job(
         self, message: Message, params: Mapping[str, str], *, now: float | None = None
@@ -156,6 +166,7 @@ def compile_route(config: RouteConfig, index: int, *, job: str, queue: str) -> R
         qos=config.qos,
         mode=config.mode,
         payload=config.payload,
+        retained=config.retained,
         max_tries=config.max_tries,
         timeout=config.timeout,
         delay=config.delay,
@@ -179,6 +190,22 @@ def covers(outer: Sequence[str], inner: Sequence[str]) -> bool:
     return len(outer) == len(inner)
 
 
+#: MQTT 5 retain handling of each ``retained`` policy (0: always, 1: new subscriptions only,
+#: 2: never)
+RETAIN_HANDLING = {"always": 0, "new": 1, "ignore": 2}
+
+
+def _covering(filters: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The fewest of ``filters`` that cover them all (of two equal ones, the first)."""
+    return [
+        f
+        for i, f in enumerate(filters)
+        if not any(
+            covers(g, f) and not (covers(f, g) and i < j) for j, g in enumerate(filters) if g != f
+        )
+    ]
+
+
 class Router:
     """All routes of an app: subscriptions to make, and the routes a topic matches.
 
@@ -192,24 +219,27 @@ class Router:
     def __init__(self, routes: Sequence[Route], *, max_payload: int = 262144) -> None:
         self.routes = list(routes)
         self.max_payload = max_payload
-        filters = list(dict.fromkeys(r.levels for r in self.routes))
-        kept = [
-            f
-            for i, f in enumerate(filters)
-            if not any(
-                covers(g, f) and not (covers(f, g) and i < j)
-                for j, g in enumerate(filters)
-                if g != f
-            )
-        ]
-        #: subscription identifier (1-based) of each route, by route index
+        #: covering filters and their MQTT 5 retain handling; identifier = position + 1
+        self._kept: list[tuple[str, int]] = []
+        #: subscription identifier of each route, by route index
         self.route_subscription: dict[int, int] = {}
-        for route in self.routes:
-            for n, f in enumerate(kept, 1):
-                if covers(f, route.levels):
-                    self.route_subscription[route.index] = n
-                    break
-        self._kept = ["/".join(f) for f in kept]
+        ids: dict[str, int] = {}
+        # routes with different retained policies need subscriptions of their own
+        for policy in dict.fromkeys(r.retained for r in self.routes):
+            group = [r for r in self.routes if r.retained == policy]
+            handling = RETAIN_HANDLING[policy]
+            own = _covering(list(dict.fromkeys(r.levels for r in group)))
+            for levels in own:
+                text = "/".join(levels)
+                if text in ids:  # one filter, one subscription: the most permissive handling
+                    n = ids[text]
+                    self._kept[n - 1] = (text, min(self._kept[n - 1][1], handling))
+                else:
+                    self._kept.append((text, handling))
+                    ids[text] = len(self._kept)
+            for route in group:
+                levels = next(f for f in own if covers(f, route.levels))
+                self.route_subscription[route.index] = ids["/".join(levels)]
 
     @classmethod
     def from_app(cls, app: App) -> Router:
@@ -234,8 +264,10 @@ class Router:
             n = self.route_subscription[route.index]
             qos[n - 1] = max(qos[n - 1], route.qos)
         return [
-            Subscription(topic=t, qos=q, share_group=share_group, identifier=n)
-            for n, (t, q) in enumerate(zip(self._kept, qos, strict=True), 1)
+            Subscription(
+                topic=topic, qos=q, share_group=share_group, identifier=n, retain_handling=handling
+            )
+            for n, ((topic, handling), q) in enumerate(zip(self._kept, qos, strict=True), 1)
         ]
 
     def match(
@@ -287,18 +319,70 @@ def to_message(delivery: Delivery, payload: Any) -> Message:
     )
 
 
+def poison_error(reason: str, topic: str) -> str:
+    """The failed-registry error of poison input."""
+    return f"poison: {reason} (topic {topic})"
+
+
 def poison_job(
     route: Route, delivery: Delivery, params: Mapping[str, str], *, oversized: bool = False
 ) -> Envelope:
     """The job envelope recorded in the failed registry for undecodable input: the raw payload
-    (text when it is UTF-8, else bytes; only the first :data:`POISON_KEEP` bytes when oversized)."""
+    (text when it is UTF-8, else bytes; only the first :data:`POISON_KEEP` bytes when oversized),
+    marked so that nothing ever runs it as if it were decoded (see :func:`redecode`).
+
+    A retained message always makes the same poison job id, so receiving it again replaces its
+    failed entry instead of adding one."""
     raw = delivery.payload[:POISON_KEEP] if oversized else delivery.payload
     payload: str | bytes
     try:
         payload = raw.decode("utf-8")
     except UnicodeDecodeError:
         payload = raw
-    return route.make_job(to_message(delivery, payload), params)
+    job = route.make_job(to_message(delivery, payload), params)
+    job.kwargs[MESSAGE_ARG][MESSAGE_KEY].update({UNDECODED: route.payload, TRUNCATED: oversized})
+    if delivery.retain:
+        job = attrs.evolve(job, id=retained_identity(route, delivery).hex())
+    return job
+
+
+def retained_identity(route: Route, delivery: Delivery) -> bytes:
+    """The same for every delivery of one retained message to one route (topic and payload)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (str(route.index).encode(), delivery.topic.encode(), delivery.payload):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+def poison_message(job: Envelope) -> dict[str, Any] | None:
+    """The tagged message of a poison job (its payload never decoded), else ``None``."""
+    value = job.kwargs.get(MESSAGE_ARG)
+    if isinstance(value, dict) and len(value) == 1:
+        message = value.get(MESSAGE_KEY)
+        if isinstance(message, dict) and UNDECODED in message:
+            return message
+    return None
+
+
+def redecode(job: Envelope) -> Envelope:
+    """A poison job with its payload decoded again as its route asked; :class:`PoisonError`
+    when that still fails, or when the payload was cut short (it can never be decoded)."""
+    message = poison_message(job)
+    if message is None:
+        return job
+    kind = message[UNDECODED]
+    if message.get(TRUNCATED):
+        raise PoisonError(
+            f"the payload was over mqtt.max_payload and only its first {POISON_KEEP} bytes were "
+            "kept: it cannot be run"
+        )
+    payload = message["payload"]
+    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    decoded = decode_payload(kind, raw)
+    fresh = {k: v for k, v in message.items() if k not in (UNDECODED, TRUNCATED)}
+    fresh["payload"] = decoded
+    return attrs.evolve(job, kwargs={**job.kwargs, MESSAGE_ARG: {MESSAGE_KEY: fresh}})
 
 
 def restore_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mqttq.app import App
+from mqttq.errors import MqttqError
 from mqttq.listener import Listener, ListenerStats
 from mqttq.routing import Router
 
@@ -95,11 +96,13 @@ async def serve(
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         failed = any(t.exception() is not None for t in done)
-        the_listener.stop()  # the worker ended (an error), or the listener did
+        the_listener.stop()  # the worker ended (it failed), or the listener did
         if the_worker is not None:
-            the_worker.stop(now=failed)
+            the_worker.stop(now=failed or the_worker.failure is not None)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+        if the_worker is not None and the_worker.failure is not None:
+            raise MqttqError(f"the worker stopped: {the_worker.failure}") from the_worker.failure
     return the_listener.stats

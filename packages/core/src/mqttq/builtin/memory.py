@@ -29,6 +29,7 @@ class _Store:
     heads: dict[str, int] = attrs.field(factory=dict)
     jobs: dict[str, Envelope] = attrs.field(factory=dict)  # waiting + reserved, by id
     reserved: dict[str, float] = attrs.field(factory=dict)  # id -> lease deadline
+    places: dict[str, int] = attrs.field(factory=dict)  # reserved id -> its seq when claimed
     failed: dict[str, FailedJob] = attrs.field(factory=dict)
     unique: dict[str, str] = attrs.field(factory=dict)  # unique key -> live job id
     workers: dict[str, tuple[WorkerInfo, float]] = attrs.field(factory=dict)
@@ -60,9 +61,10 @@ class MemoryQueueDriver(QueueDriver):
         parts = urlsplit(url)
         if parts.scheme != "memory":
             raise ConfigError(f"not a memory:// URL: {url!r}")
-        unknown = set(options) - {"failed_ttl"}
+        unknown = set(options) - {"failed_ttl", "create"}
         if unknown:
             raise ConfigError(f"unknown memory driver option(s): {', '.join(sorted(unknown))}")
+        options.pop("create", None)  # a memory store always exists (empty)
         return cls(parts.netloc + parts.path, **options)
 
     @classmethod
@@ -73,10 +75,12 @@ class MemoryQueueDriver(QueueDriver):
     def _wake(self) -> None:
         self._s.event().set()
 
-    def _wait(self, job: Envelope) -> None:
-        """Make ``job`` (stored in ``jobs``) waiting again: its one current heap entry."""
+    def _wait(self, job: Envelope, seq: int | None = None) -> None:
+        """Make ``job`` (stored in ``jobs``) waiting again: its one current heap entry. ``seq``
+        gives a released or reaped job its old place back; without it the job goes last."""
         s = self._s
-        seq = next(s.seq)
+        if seq is None:
+            seq = next(s.seq)
         s.heads[job.id] = seq
         heapq.heappush(s.waiting.setdefault(job.queue, []), (job.available_at, seq, job.id))
 
@@ -92,6 +96,7 @@ class MemoryQueueDriver(QueueDriver):
         s = self._s
         job = s.jobs.pop(job_id, None)
         s.reserved.pop(job_id, None)
+        s.places.pop(job_id, None)
         s.heads.pop(job_id, None)
         if job is not None and job.unique_key and s.unique.get(job.unique_key) == job_id:
             del s.unique[job.unique_key]
@@ -118,7 +123,7 @@ class MemoryQueueDriver(QueueDriver):
         expired = [i for i, deadline in self._s.reserved.items() if deadline <= now]
         for job_id in expired:
             del self._s.reserved[job_id]
-            self._wait(self._s.jobs[job_id])
+            self._wait(self._s.jobs[job_id], self._s.places.pop(job_id))
 
     def _take(self, queues: Sequence[str], n: int, lease: float) -> list[Envelope]:
         now = time.time()
@@ -131,6 +136,7 @@ class MemoryQueueDriver(QueueDriver):
                 if self._s.heads.get(job_id) != seq:
                     continue  # stale: the job moved since
                 del self._s.heads[job_id]
+                self._s.places[job_id] = seq
                 job = self._s.jobs[job_id]
                 job = attrs.evolve(job, attempts=job.attempts + 1)
                 self._s.jobs[job_id] = job
@@ -186,6 +192,7 @@ class MemoryQueueDriver(QueueDriver):
         self._forget(job.id)
         self._s.known_queues.add(job.queue)
         entry = FailedJob(job=attrs.evolve(job, last_error=error), error=error, traceback=traceback)
+        self._s.failed.pop(job.id, None)  # a replaced entry is the latest failure
         self._s.failed[job.id] = entry
 
     async def release(self, ids: Sequence[str]) -> None:
@@ -195,7 +202,7 @@ class MemoryQueueDriver(QueueDriver):
             job = self._s.jobs[job_id]
             job = attrs.evolve(job, attempts=max(0, job.attempts - 1))
             self._s.jobs[job_id] = job
-            self._wait(job)
+            self._wait(job, self._s.places.pop(job_id))  # back to its place at the front
         self._wake()
 
     def _expire_failed(self) -> None:

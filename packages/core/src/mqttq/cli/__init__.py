@@ -55,6 +55,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
+        rich_markup_mode=None,
     )
 
     @app.callback()

@@ -28,11 +28,10 @@ from mqttq.config import Config, load_config
 from mqttq.errors import (
     ConfigError,
     MqttqError,
-    NotSupportedError,
     PluginConflictError,
+    QueueNotFoundError,
     UnknownPluginError,
 )
-from mqttq.interfaces import Capability, QueueDriver
 from mqttq.plugins import PluginHost, make_plugin_manager
 
 T = TypeVar("T")
@@ -82,6 +81,12 @@ class State:
     def app(self) -> App:
         """A new (closed) app: imports the configured jobs, checks nothing else."""
         return App(self.config(), host=self.host)
+
+
+def sub_app(help: str) -> typer.Typer:
+    """A command group (``mqttq failed ...``), formatted like the root: help text is plain
+    (``[worker]`` stays as written, it is not rich markup)."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
 
 
 def get_state(ctx: typer.Context) -> State:
@@ -140,22 +145,38 @@ class MqttqGroup(TyperGroup):
 # -- running async work ---------------------------------------------------------------------------
 
 
-def run_app(state: State, work: Callable[[App], Awaitable[T]], app: App | None = None) -> T:
-    """Open the app (its queue driver), run ``work(app)`` and close it again."""
+_NOTHING: Any = object()
+
+
+def run_app(
+    state: State,
+    work: Callable[[App], Awaitable[T]],
+    app: App | None = None,
+    *,
+    create: bool = True,
+    empty: T = _NOTHING,
+) -> T:
+    """Open the app (its queue driver), run ``work(app)`` and close it again.
+
+    Commands that only look pass ``create=False``: a queue that does not exist yet is not
+    created. With ``empty`` they show that instead (and the driver's line saying where it
+    looked goes to stderr); without, that line is the command's error."""
     the_app = app or state.app()
 
     async def main() -> T:
-        async with the_app:
+        try:
+            await the_app.open(create=create)
+        except QueueNotFoundError as exc:
+            if empty is _NOTHING:
+                raise
+            print(f"mqttq: {one_line(exc)}", file=sys.stderr, flush=True)
+            return empty
+        try:
             return await work(the_app)
+        finally:
+            await the_app.aclose()
 
     return asyncio.run(main())
-
-
-def require(driver: QueueDriver, capability: Capability, what: str) -> None:
-    """Fail with one line when the driver lacks an optional capability."""
-    if capability not in driver.capabilities:
-        scheme = ", ".join(driver.schemes) or type(driver).__name__
-        raise NotSupportedError(f"the {scheme} queue driver does not support {what}")
 
 
 # -- input ----------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from mqttq.app import App
-from mqttq.cli._common import CliError, get_state, print_json
-from mqttq.config import TEMPLATE, Config, find_config_file, load_config
+from mqttq.cli._common import CliError, get_state, print_json, sub_app
+from mqttq.config import Config, find_config_file, load_config, template
 from mqttq.errors import ConfigError, MqttqError
 from mqttq.jobs import JobRegistry
 from mqttq.plugins import PluginHost
@@ -18,7 +18,7 @@ Problems = list[tuple[str, str]]
 
 
 def register(app: typer.Typer) -> None:
-    config = typer.Typer(help="Check or create mqttq.toml.", no_args_is_help=True)
+    config = sub_app("Check or create mqttq.toml.")
     config.command("check")(check)
     config.command("init")(init)
     app.add_typer(config, name="config")
@@ -45,18 +45,19 @@ def _keyed(exc: ConfigError, default_key: str) -> tuple[str, str]:
     return key, str(exc).removeprefix(f"{key}: ")
 
 
+def _transport_problems(app: App) -> Problems:
+    try:
+        app.make_transport()  # parses the URL, no I/O
+    except MqttqError as exc:
+        return [("mqtt.url", str(exc))]
+    return []
+
+
 def _route_problems(app: App) -> Problems:
-    """Route topics, and the MQTT transport they need (only checked when there are routes)."""
-    config = app.config
-    if not config.routes:
-        return []
     from mqttq.routing import compile_route
 
+    config = app.config
     problems: Problems = []
-    try:
-        app.make_transport()
-    except MqttqError as exc:
-        problems.append(("mqtt.url", str(exc)))
     for i, route in enumerate(config.routes):
         try:
             compile_route(route, i, job=route.job, queue=route.queue or config.queue.default)
@@ -69,7 +70,13 @@ def find_problems(config: Config, host: PluginHost) -> Problems:
     """Everything ``config check`` verifies beyond the file's own structure."""
     job_problems: Problems = []
     app = App(config, host=host, jobs=JobRegistry.from_config(config, job_problems))
-    return _driver_problems(app) + _runner_problems(app) + _route_problems(app) + job_problems
+    return (
+        _driver_problems(app)
+        + _runner_problems(app)
+        + _transport_problems(app)
+        + _route_problems(app)
+        + job_problems
+    )
 
 
 def check(
@@ -117,7 +124,7 @@ def init(
     target = path or state.config_path or Path(os.environ.get("MQTTQ_CONFIG") or "mqttq.toml")
     try:
         with target.open("w" if force else "x", encoding="utf-8") as f:
-            f.write(TEMPLATE)
+            f.write(template())
     except FileExistsError:
         raise CliError(f"{target} already exists; use --force to overwrite it", 1) from None
     typer.echo(f"wrote {target}")

@@ -43,12 +43,21 @@ def run(
         "--queue",
         "-q",
         help="Queue to work; repeat for several (default: worker.queues, then route queues).",
+        metavar="QUEUE",
     ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Jobs run at once (default: worker.concurrency)."
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Jobs run at once (default: worker.concurrency).",
+        metavar="N",
     ),
     runner: str | None = typer.Option(
-        None, "--runner", help="Job runner: asyncio, process... (default: worker.runner)."
+        None,
+        "--runner",
+        help="Job runner: asyncio, process... (default: worker.runner).",
+        metavar="NAME",
     ),
 ) -> None:
     """Listen and run the jobs in this process: the main job.
@@ -70,11 +79,22 @@ def run(
 
 def demo(
     messages: int = typer.Option(
-        500, "--messages", "-n", min=0, help="Stop after this many messages (0: until Ctrl-C)."
+        500,
+        "--messages",
+        "-n",
+        min=0,
+        help="Stop after this many messages (0: until Ctrl-C).",
+        metavar="N",
     ),
-    devices: int = typer.Option(5, "--devices", min=1, max=100, help="Simulated devices."),
+    devices: int = typer.Option(
+        5, "--devices", min=1, max=100, help="Simulated devices.", metavar="N"
+    ),
     rate: float = typer.Option(
-        200.0, "--rate", min=1.0, help="Messages per second, all devices together."
+        200.0,
+        "--rate",
+        min=1.0,
+        help="Messages per second, all devices together.",
+        metavar="PER_SECOND",
     ),
     broker: str | None = typer.Option(
         None,
@@ -83,7 +103,10 @@ def demo(
         help="Use this broker (mqtt://host:1883) instead of the embedded one.",
     ),
     db: Path | None = typer.Option(
-        None, "--db", help="Keep the SQLite queue in this file (default: a temporary directory)."
+        None,
+        "--db",
+        help="Keep the SQLite queue in this file (default: a temporary directory).",
+        metavar="PATH",
     ),
 ) -> None:
     """Zero set-up tour: embedded broker, SQLite queue, workers and simulated devices.

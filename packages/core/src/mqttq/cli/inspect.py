@@ -43,7 +43,7 @@ def stats(ctx: typer.Context, as_json: bool = _JSON) -> None:
     async def fetch(a: App) -> dict[str, QueueStats]:
         return await a.driver.stats()
 
-    data = stats_json(run_app(get_state(ctx), fetch))
+    data = stats_json(run_app(get_state(ctx), fetch, create=False, empty={}))
     if as_json:
         print_json(data)
         return
@@ -82,7 +82,10 @@ def workers(ctx: typer.Context, as_json: bool = _JSON) -> None:
     async def fetch(a: App) -> list[WorkerInfo]:
         return await a.driver.workers()
 
-    found = sorted(run_app(get_state(ctx), fetch), key=lambda w: (w.hostname, w.pid, w.id))
+    none: list[WorkerInfo] = []
+    found = sorted(
+        run_app(get_state(ctx), fetch, create=False, empty=none), key=lambda w: (w.hostname, w.id)
+    )
     if as_json:
         print_json([worker_json(w) for w in found])
         return

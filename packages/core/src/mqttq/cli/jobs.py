@@ -7,14 +7,14 @@ from typing import Any
 import typer
 
 from mqttq.app import App
-from mqttq.cli._common import get_state, iso, parse_json, print_json, run_app
+from mqttq.cli._common import get_state, iso, parse_json, print_json, run_app, sub_app
 from mqttq.codec import converter
-from mqttq.errors import JobNotFoundError
+from mqttq.errors import JobNotFoundError, QueueNotFoundError
 from mqttq.models import JobRecord
 
 
 def register(app: typer.Typer) -> None:
-    jobs = typer.Typer(help="Queue jobs and look them up.", no_args_is_help=True)
+    jobs = sub_app("Queue jobs and look them up.")
     jobs.command("enqueue")(enqueue)
     jobs.command("show")(show)
     app.add_typer(jobs, name="jobs")
@@ -22,15 +22,22 @@ def register(app: typer.Typer) -> None:
 
 def enqueue(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Registered job name (or module:function)."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="Registered job name (or module:function)."
+    ),
     kwargs: str = typer.Option("{}", "--kwargs", "-k", metavar="JSON", help="Keyword arguments."),
     args: str = typer.Option("[]", "--args", "-a", metavar="JSON", help="Positional arguments."),
-    queue: str | None = typer.Option(None, "--queue", "-q", help="Queue (default: the job's)."),
+    queue: str | None = typer.Option(
+        None, "--queue", "-q", help="Queue (default: the job's).", metavar="QUEUE"
+    ),
     delay: float | None = typer.Option(
         None, "--delay", min=0, metavar="SECONDS", help="Runnable after this many seconds."
     ),
     unique_key: str | None = typer.Option(
-        None, "--unique-key", help="At most one live job per key (returns the live job's id)."
+        None,
+        "--unique-key",
+        help="At most one live job per key (returns the live job's id).",
+        metavar="KEY",
     ),
     as_json: bool = typer.Option(False, "--json", help='Print {"id": ...}.'),
 ) -> None:
@@ -80,7 +87,10 @@ def show(
     async def get(a: App) -> JobRecord | None:
         return await a.driver.get_job(job_id)
 
-    record = run_app(get_state(ctx), get)
+    try:
+        record = run_app(get_state(ctx), get, create=False)
+    except QueueNotFoundError as exc:
+        raise JobNotFoundError(f"no job {job_id!r}: {exc}") from None
     if record is None:
         raise JobNotFoundError(
             f"no job {job_id!r} in the queue (finished jobs are not kept; see `mqttq failed list`)"

@@ -17,18 +17,32 @@ def register(app: typer.Typer) -> None:
 def worker(
     ctx: typer.Context,
     queues: list[str] | None = typer.Option(
-        None, "--queue", "-q", help="Queue to claim from; repeat for several, in priority order."
+        None,
+        "--queue",
+        "-q",
+        help="Queue to claim from; repeat for several, in priority order.",
+        metavar="QUEUE",
     ),
     concurrency: int | None = typer.Option(
-        None, "--concurrency", "-c", min=1, help="Jobs run at once (default: [worker])."
+        None,
+        "--concurrency",
+        "-c",
+        min=1,
+        help="Jobs run at once (default: worker.concurrency).",
+        metavar="N",
     ),
     burst: bool = typer.Option(False, "--burst", help="Exit once the queues are empty."),
-    max_jobs: int | None = typer.Option(None, "--max-jobs", min=1, help="Exit after N jobs."),
+    max_jobs: int | None = typer.Option(
+        None, "--max-jobs", min=1, help="Exit after N jobs.", metavar="N"
+    ),
     max_time: float | None = typer.Option(
         None, "--max-time", min=0, metavar="SECONDS", help="Exit after this long."
     ),
     runner: str | None = typer.Option(
-        None, "--runner", help="Job runner: asyncio, process... (default: [worker] runner)."
+        None,
+        "--runner",
+        help="Job runner: asyncio, process... (default: worker.runner).",
+        metavar="NAME",
     ),
 ) -> None:
     """Run jobs from the queue. SIGTERM/SIGINT stop it gracefully; a second one stops it now."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -20,11 +21,16 @@ from mqttq.errors import UnknownJobError
 from mqttq.interfaces import JobRunner
 from mqttq.jobs import JobSpec, retry_delay
 from mqttq.models import Envelope, JobEvent
+from mqttq.retry import Outage, RetryPolicy, retry
+from mqttq.routing import PoisonError, poison_error, poison_message, redecode
 
 if TYPE_CHECKING:
     from mqttq.app import App
 
 log = logging.getLogger("mqttq.worker")
+
+#: retries of a settling write while the queue backend is unreachable
+UNAVAILABLE = RetryPolicy(first=0.1, max=5.0)
 
 
 @attrs.frozen
@@ -48,12 +54,18 @@ class Executor:
         runner: JobRunner,
         *,
         ack: Callable[[str], Any] | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.app = app
         self.runner = runner
         self._ack = ack
+        self._outage = outage or Outage("queue unavailable", log)
         self.processed = 0
         self.failed = 0
+
+    async def _store(self, op: Callable[[], Awaitable[Any]]) -> None:
+        """A settling write, retried while the backend is unavailable (a stop cancels it)."""
+        await retry(op, outage=self._outage, policy=UNAVAILABLE)
 
     def policy(self, job: Envelope, spec: JobSpec) -> Policy:
         worker = self.app.config.worker
@@ -71,6 +83,13 @@ class Executor:
         except UnknownJobError as exc:
             await self._fail(job, str(exc), "", None)
             return False
+        message = poison_message(job)
+        if message is not None:  # a poison entry retried: decode it again, or fail it again
+            try:
+                job = redecode(job)
+            except PoisonError as exc:
+                await self._fail(job, poison_error(exc.reason, message["topic"]), "", None)
+                return False
         policy = self.policy(job, spec)
         if app.observed:
             app.emit(JobEvent(kind="started", job=job))
@@ -89,7 +108,7 @@ class Executor:
         if self._ack is not None and not inline:
             self._ack(job.id)
         elif not inline:
-            await app.driver.ack([job.id])
+            await self._store(functools.partial(app.driver.ack, [job.id]))
         if app.observed:
             app.emit(JobEvent(kind="succeeded", job=job, duration=time.monotonic() - started))
         return True
@@ -101,10 +120,12 @@ class Executor:
             delay = retry_delay(job.backoff or spec.backoff, job.attempts)
             log.info("job %s (%s) failed, retry in %.2fs: %s", job.id, job.name, delay, error)
             if inline:  # not in the queue yet: store it as a delayed job
-                retry = attrs.evolve(job, available_at=time.time() + delay, last_error=error)
-                await self.app.driver.push([retry])
+                later = attrs.evolve(job, available_at=time.time() + delay, last_error=error)
+                await self._store(functools.partial(self.app.driver.push, [later]))
             else:
-                await self.app.driver.retry(job, delay=delay, error=error)
+                await self._store(
+                    functools.partial(self.app.driver.retry, job, delay=delay, error=error)
+                )
             if self.app.observed:
                 self.app.emit(JobEvent(kind="retrying", job=job, error=error, retry_in=delay))
             return
@@ -115,7 +136,7 @@ class Executor:
             "job %s (%s) failed after %d attempt(s): %s", job.id, job.name, job.attempts, error
         )
         self.failed += 1
-        await self.app.driver.fail(job, error=error, traceback=tb)
+        await self._store(functools.partial(self.app.driver.fail, job, error=error, traceback=tb))
         if self.app.observed:
             self.app.emit(JobEvent(kind="failed", job=job, error=error))
         if spec is not None and spec.on_failure is not None:

@@ -11,14 +11,17 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from mqttq.codec import dumps
-from mqttq.errors import JobTimeoutError, MqttqError
+from mqttq.errors import ConfigError, JobTimeoutError, MqttqError
 from mqttq.interfaces import JobRunner
 from mqttq.models import Envelope
+
+if TYPE_CHECKING:
+    from mqttq.jobs import JobSpec
 
 
 class ChildJobError(MqttqError):
@@ -74,6 +77,22 @@ class _Child:
 
 class ProcessJobRunner(JobRunner):
     """Runs each job in one of ``concurrency`` long-lived child processes."""
+
+    @classmethod
+    def check_job(cls, spec: JobSpec) -> None:
+        """A child imports the job by ``module:qualname``: that must name it from outside."""
+        module, _, qualname = spec.target.partition(":")
+        where = None
+        if module == "__main__":
+            where = "in the __main__ script"
+        elif "<" in qualname:  # <locals>, <lambda>
+            where = "inside a function" if "<locals>" in qualname else "as a lambda"
+        if where is not None:
+            raise ConfigError(
+                f"job {spec.name} is defined {where}: the process runner's children import jobs "
+                "by module and name, so move it to a module of its own (or use runner = "
+                '"asyncio")'
+            )
 
     def __init__(self, *, app: Any, concurrency: int) -> None:
         super().__init__(app=app, concurrency=concurrency)

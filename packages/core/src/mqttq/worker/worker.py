@@ -1,8 +1,24 @@
-"""The worker: claims jobs in batches, runs up to N at once, renews leases, stops gracefully."""
+"""The worker: claims jobs in batches, runs up to N at once, renews leases, stops gracefully.
+
+**Prefetch.** A claim may take more jobs than there are free slots: up to ``worker.prefetch``
+more, held in order and started the moment a slot frees, so that short jobs are not bound by
+one claim round trip per handful of jobs. How many it takes ahead adapts to how long jobs run:
+never more than the worker would start within :data:`PREFETCH_HORIZON` seconds at its current
+pace (an average of recent job durations). Slow jobs therefore get no prefetch at all and stay
+available to idle workers elsewhere; no-op jobs get the whole ``worker.prefetch``. Held jobs are
+leased like running ones (their leases are renewed) and are released at once on a stop.
+
+**Supervision.** The acker and the heartbeat run as background tasks. A lost backend
+(``DriverUnavailable``) is retried with backoff and logged once per outage; any other error in
+them, or in the claim loop, is logged with its traceback and stops the worker at once (running
+and held jobs are released), and :meth:`Worker.run` returns 1: a worker that cannot ack or renew
+its leases must not go on claiming, nor keep its heartbeat fresh.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import logging
@@ -11,28 +27,40 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from mqttq.app import App
-from mqttq.errors import ConfigError, DriverUnavailable
+from mqttq.errors import ConfigError
+from mqttq.interfaces import Capability, require
 from mqttq.models import Envelope, JobEvent, WorkerInfo
 from mqttq.retry import Outage, RetryPolicy, Stopped, retry
 from mqttq.worker.executor import Executor
 
 log = logging.getLogger("mqttq.worker")
+T = TypeVar("T")
 
 #: how long one claim call may block waiting for work before the loop looks around again
 CLAIM_WAIT = 1.0
 #: retries while the queue backend is unreachable
 UNAVAILABLE = RetryPolicy(first=0.1, max=5.0)
+#: jobs held ahead are at most what the worker starts within this many seconds
+PREFETCH_HORIZON = 0.1
+#: weight of the newest job duration in the running average
+_EWMA = 0.2
+#: how often the heartbeat publishes this worker's counts (leases are renewed every lease/3)
+INFO_EVERY = 2.0
+#: how long a stopping worker keeps trying to flush acks while the backend is down
+ACK_FLUSH_GRACE = 10.0
 
 
 class Worker:
     """Runs jobs from ``queues`` (claimed in that priority order) until stopped.
 
-    ``run()`` returns the process exit code (0 after a graceful stop). The first SIGTERM/SIGINT
-    stops claiming, lets running jobs finish within ``shutdown_grace`` and releases the rest; a
-    second one stops at once (running jobs are released, not lost).
+    ``run()`` returns the process exit code: 0 after a stop, 1 when it stopped because something
+    failed (logged with its traceback). The first SIGTERM/SIGINT stops claiming, lets running
+    jobs finish within ``shutdown_grace`` and releases the rest; a second one stops at once
+    (running jobs are released, not lost).
     """
 
     def __init__(
@@ -51,7 +79,8 @@ class Worker:
         self.app = app
         self.queues = list(queues or cfg.queues)
         self.concurrency = concurrency or cfg.concurrency
-        self.batch = min(cfg.batch or self.concurrency, self.concurrency)
+        self.prefetch = cfg.prefetch
+        self.batch = cfg.batch or self.concurrency + self.prefetch
         self.lease = cfg.lease
         self.shutdown_grace = cfg.shutdown_grace
         self.burst = burst
@@ -61,7 +90,9 @@ class Worker:
         self.install_signals = install_signals
         self.id = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.started_at = time.time()
+        self.executor: Executor | None = None
         self._running: dict[str, tuple[Envelope, asyncio.Task[bool]]] = {}
+        self._held: collections.deque[Envelope] = collections.deque()
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stop_now = False
@@ -70,7 +101,11 @@ class Worker:
         self._acks_waiting = asyncio.Event()
         self._closing = False
         self._cancelled: list[Envelope] = []
-        self.executor: Executor | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._avg_duration: float | None = None
+        self._started_at: dict[str, float] = {}
+        #: the error that stopped the worker, if one did
+        self.failure: BaseException | None = None
         self._outage = Outage("queue unavailable", log)
 
     # -- control ----------------------------------------------------------------------------------
@@ -93,52 +128,91 @@ class Worker:
         )
         self.stop(now=now)
 
+    def _fail(self, exc: BaseException, where: str) -> None:
+        """Something the worker cannot work without failed: log it and stop at once."""
+        if self.failure is None:
+            self.failure = exc
+            log.error("worker %s stops: %s failed", self.id, where, exc_info=exc)
+        self.stop(now=True)
+
     def check(self) -> None:
-        """Start-up checks: every job timeout must be below the lease the heartbeat renews."""
+        """Start-up checks: the driver can be claimed from, every job timeout is below the lease
+        the heartbeat renews, and the runner can run every registered job."""
+        require(self.app.driver_class(), Capability.CLAIM, "mqttq worker")
+        runner_cls = self.app.runner_class(self.runner_name)
+        timeout = self.app.config.worker.timeout
         for spec in self.app.jobs.specs():
-            if spec.timeout is not None and spec.timeout >= self.lease:
+            limit = spec.timeout if spec.timeout is not None else timeout
+            if limit is not None and limit >= self.lease:
                 raise ConfigError(
-                    f"job {spec.name}: timeout {spec.timeout:g}s must be below worker.lease "
+                    f"job {spec.name}: timeout {limit:g}s must be below worker.lease "
                     f"({self.lease:g}s)"
                 )
+            runner_cls.check_job(spec)
 
     # -- main loop --------------------------------------------------------------------------------
 
     async def run(self) -> int:
         self.check()
-        runner = self.app.make_runner(self.runner_name, concurrency=self.concurrency)
-        opened_app = False
-        if not self.app.is_open:
-            await self.app.open()
-            opened_app = True
         loop = asyncio.get_running_loop()
-        signals = (signal.SIGTERM, signal.SIGINT) if self.install_signals else ()
-        for sig in signals:
-            loop.add_signal_handler(sig, self._on_signal, sig)
-        try:
-            async with runner:
-                self.executor = Executor(self.app, runner, ack=self._queue_ack)
-                heartbeat = asyncio.create_task(self._heartbeat_loop(), name="mqttq-heartbeat")
-                acker = asyncio.create_task(self._ack_loop(), name="mqttq-acker")
-                try:
-                    await self._claim_loop()
-                    await self._drain()
-                finally:
-                    heartbeat.cancel()
-                    self._closing = True
-                    self._acks_waiting.set()
-                    await asyncio.gather(heartbeat, acker, return_exceptions=True)
-                    with contextlib.suppress(Exception):
-                        await self.app.driver.worker_gone(self.id)
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
-            if opened_app:
-                await self.app.aclose()
-        return 0
+        async with contextlib.AsyncExitStack() as stack:
+            if not self.app.is_open:
+                await stack.enter_async_context(self.app)
+            if self.install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                    stack.callback(loop.remove_signal_handler, sig)
+            runner = self.app.make_runner(self.runner_name, concurrency=self.concurrency)
+            await stack.enter_async_context(runner)
+            self.executor = Executor(self.app, runner, ack=self._queue_ack, outage=self._outage)
+            log.info(
+                "worker %s: %s, queues %s, concurrency %d, prefetch up to %d, runner %s",
+                self.id,
+                getattr(self.app.driver, "url", self.app.config.queue.url),
+                ", ".join(self.queues),
+                self.concurrency,
+                self.prefetch,
+                self.runner_name,
+            )
+            self._spawn(self._heartbeat_loop(), "heartbeat")
+            self._spawn(self._ack_loop(), "acker")
+            try:
+                await self._claim_loop()
+            except Exception as exc:
+                self._fail(exc, "claiming")
+            await self._drain()
+            await self._finish_background()
+        return 0 if self.failure is None else 1
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(f"mqttq-{name}")
+        task.add_done_callback(functools.partial(self._background_done, name))
+        self._background.append(task)
+
+    def _background_done(self, name: str, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._fail(task.exception(), f"its {name}")  # type: ignore[arg-type]
+
+    async def _retrying(self, op: Callable[[], Awaitable[T]], *, stop: bool = True) -> T:
+        """``op`` retried while the backend is unavailable (until a stop, when ``stop``)."""
+        return await retry(
+            op, outage=self._outage, policy=UNAVAILABLE, stop=self._stopping if stop else None
+        )
+
+    # -- claiming ---------------------------------------------------------------------------------
+
+    def _ahead(self) -> int:
+        """How many jobs to hold beyond the free slots: what starts within the horizon."""
+        avg = self._avg_duration
+        if not self.prefetch or avg is None:
+            return 0
+        pace = self.concurrency / max(avg, 1e-6)  # jobs started per second when all slots run
+        return min(self.prefetch, int(pace * PREFETCH_HORIZON))
 
     def _want(self) -> int:
-        want = min(self.batch, self.concurrency - len(self._running))
+        want = self.concurrency + self._ahead() - len(self._running) - len(self._held)
+        want = min(want, self.batch)
         if self.max_jobs is not None:
             want = min(want, self.max_jobs - self._claimed)
         return want
@@ -159,37 +233,41 @@ class Worker:
             wait = 0.0 if self.burst else CLAIM_WAIT
             if deadline is not None:
                 wait = max(0.0, min(wait, deadline - time.monotonic()))
+            claim = functools.partial(
+                self.app.driver.claim, self.queues, want, lease=self.lease, wait=wait
+            )
             try:
-                jobs = await retry(
-                    functools.partial(
-                        self.app.driver.claim, self.queues, want, lease=self.lease, wait=wait
-                    ),
-                    outage=self._outage,
-                    policy=UNAVAILABLE,
-                    stop=self._stopping,
-                )
+                jobs = await self._retrying(claim)
             except Stopped:
                 break
             if self._stopping.is_set() and jobs:
-                await self.app.driver.release([j.id for j in jobs])
+                await self._retrying(functools.partial(self.app.driver.release, ids(jobs)))
                 break
-            for job in jobs:
-                self._start(job)
+            self._claimed += len(jobs)
+            self._held.extend(jobs)
+            self._start_held()
             if not jobs and self.burst:
                 if not self._running:
                     break
                 self._slot_free.clear()
                 await self._slot_free.wait()
 
-    def _start(self, job: Envelope) -> None:
-        assert self.executor is not None
-        self._claimed += 1
-        task = asyncio.create_task(self.executor.execute(job), name=f"mqttq-job-{job.id}")
-        self._running[job.id] = (job, task)
-        task.add_done_callback(functools.partial(self._finished, job.id))
+    def _start_held(self) -> None:
+        executor = self.executor
+        assert executor is not None
+        while self._held and len(self._running) < self.concurrency and not self._stopping.is_set():
+            job = self._held.popleft()
+            task = asyncio.create_task(executor.execute(job), name=f"mqttq-job-{job.id}")
+            self._running[job.id] = (job, task)
+            self._started_at[job.id] = time.monotonic()
+            task.add_done_callback(functools.partial(self._finished, job.id))
 
     def _finished(self, job_id: str, task: asyncio.Task[bool]) -> None:
         job, _ = self._running.pop(job_id)
+        duration = time.monotonic() - self._started_at.pop(job_id)
+        avg = self._avg_duration
+        self._avg_duration = duration if avg is None else avg + _EWMA * (duration - avg)
+        self._start_held()
         self._slot_free.set()
         if task.cancelled():  # stopped at once: handed back in _drain
             self._cancelled.append(job)
@@ -197,41 +275,67 @@ class Worker:
         exc = task.exception()
         if exc is not None:  # the driver failed while settling: the lease will bring it back
             log.error(
-                "job %s could not be settled (%s); it will be retried after its lease", job_id, exc
+                "job %s could not be settled; it runs again after its lease", job_id, exc_info=exc
             )
 
     async def _drain(self) -> None:
-        """Graceful stop: wait up to ``shutdown_grace`` for running jobs, release the rest."""
+        """Stop: give held jobs back at once, wait up to ``shutdown_grace`` for running jobs
+        (none after a second signal or a failure), release what is left."""
+        held, self._held = list(self._held), collections.deque()
         if self._running and not self._stop_now:
             log.info(
                 "waiting up to %gs for %d running job(s)", self.shutdown_grace, len(self._running)
             )
             tasks = [task for _, task in self._running.values()]
             done_or_now = asyncio.ensure_future(asyncio.wait(tasks))
-            grace = asyncio.ensure_future(self._wait_stop_now())
+            stop_now = asyncio.ensure_future(self._wait_stop_now())
             await asyncio.wait(
-                {done_or_now, grace},
+                {done_or_now, stop_now},
                 timeout=self.shutdown_grace,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-            grace.cancel()
+            stop_now.cancel()
             done_or_now.cancel()
         tasks = [task for _, task in self._running.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        released, self._cancelled = self._cancelled, []
-        if released:
-            log.warning("releasing %d unfinished job(s)", len(released))
-            await self.app.driver.release([job.id for job in released])
-            if self.app.observed:
-                for job in released:
-                    self.app.emit(JobEvent(kind="released", job=job))
+        released, self._cancelled = held + self._cancelled, []
+        if not released:
+            return
+        log.warning("releasing %d unfinished job(s)", len(released))
+        release = functools.partial(self.app.driver.release, ids(released))
+        try:
+            await self._retrying(release, stop=False)
+        except Exception as exc:  # their leases bring them back
+            log.error("could not release %d job(s): %s", len(released), exc)
+            return
+        if self.app.observed:
+            for job in released:
+                self.app.emit(JobEvent(kind="released", job=job))
 
     async def _wait_stop_now(self) -> None:
         while not self._stop_now:
             self._slot_free.clear()
             await self._slot_free.wait()
+
+    async def _finish_background(self) -> None:
+        """Flush the last acks, stop the heartbeat and say goodbye."""
+        self._closing = True
+        self._acks_waiting.set()
+        heartbeat, acker = self._background
+        heartbeat.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait({acker}, timeout=ACK_FLUSH_GRACE)
+        acker.cancel()
+        await asyncio.gather(heartbeat, acker, return_exceptions=True)
+        if self._pending_acks:
+            log.warning(
+                "%d finished job(s) could not be acked: they run again after their lease",
+                len(self._pending_acks),
+            )
+        with contextlib.suppress(Exception):
+            await self.app.driver.worker_gone(self.id)
 
     # -- acks and heartbeats ----------------------------------------------------------------------
 
@@ -239,34 +343,39 @@ class Worker:
         self._pending_acks.append(job_id)
         self._acks_waiting.set()
 
-    async def _flush_acks(self) -> None:
-        ids, self._pending_acks = self._pending_acks, []
-        if ids:
-            await self.app.driver.ack(ids)
-
     async def _ack_loop(self) -> None:
-        """Acks everything that finished since the last call in one driver call; stops once
-        ``_closing`` is set and nothing is pending (never cancelled mid-ack)."""
+        """Acks everything that finished since the last call in one driver call; ends once
+        ``_closing`` is set and nothing is pending. While the backend is down the ids are kept
+        and retried; any other error ends the task (and, through its supervisor, the worker)."""
         while not (self._closing and not self._pending_acks):
             await self._acks_waiting.wait()
             self._acks_waiting.clear()
+            ids_, self._pending_acks = self._pending_acks, []
+            if not ids_:
+                continue
             try:
-                await self._flush_acks()
-            except DriverUnavailable as exc:  # the jobs come back after their lease: at-least-once
-                log.warning("ack failed: %s", exc)
-                if self._closing:
-                    return
+                await self._retrying(functools.partial(self.app.driver.ack, ids_), stop=False)
+            except BaseException:
+                self._pending_acks[:0] = ids_
+                raise
 
     async def _heartbeat_loop(self) -> None:
-        """Renew leases of running jobs every lease/3 and publish this worker's heartbeat."""
-        interval = self.lease / 3
+        """Renew the leases of running and held jobs every lease/3; publish this worker's
+        heartbeat (with its counts) every :data:`INFO_EVERY` seconds or more often."""
+        interval = min(self.lease / 3, INFO_EVERY)
+        renewed = time.monotonic()
         while True:
-            try:
-                if self._running:
-                    await self.app.driver.extend(list(self._running), lease=self.lease)
-                await self.app.driver.worker_heartbeat(self.info(), ttl=max(self.lease, 10.0))
-            except DriverUnavailable as exc:
-                log.warning("heartbeat failed: %s", exc)
+            now = time.monotonic()
+            if now - renewed >= self.lease / 3 - interval / 2:
+                held = [*self._running, *(job.id for job in self._held)]
+                if held:
+                    extend = functools.partial(self.app.driver.extend, held, lease=self.lease)
+                    await self._retrying(extend, stop=False)
+                renewed = now
+            info = functools.partial(
+                self.app.driver.worker_heartbeat, self.info(), ttl=max(self.lease, 10.0)
+            )
+            await self._retrying(info, stop=False)
             await asyncio.sleep(interval)
 
     def info(self) -> WorkerInfo:
@@ -282,3 +391,7 @@ class Worker:
             failed=ex.failed if ex else 0,
             running=len(self._running),
         )
+
+
+def ids(jobs: Sequence[Envelope]) -> list[str]:
+    return [job.id for job in jobs]
