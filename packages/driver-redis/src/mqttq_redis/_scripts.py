@@ -18,7 +18,8 @@ Key layout under the prefix ``P`` (``ARGV[1]`` of every script; ``mqttq:`` by de
     P workers         set    worker ids seen
 
 Times come from the Redis server clock (``TIME``), except a pushed job's own ``available_at``.
-Every live id sits in exactly one of ready, delayed or leased, as its ``s`` field says.
+Every live id sits in exactly one of ready, delayed or leased, as its ``s`` field says. A leased
+id whose deadline has passed stays in leased until a claim moves it, but counts as ready.
 """
 
 from __future__ import annotations
@@ -397,6 +398,7 @@ return out
 
 # ARGV: P, id.   {'job', envelope, attempts, state, lease deadline} or
 # {'failed', envelope, attempts, error, traceback, failed-at} or {}.
+# A job whose lease has run out is 'ready' (no deadline), as a due delayed job is.
 GET_JOB = """
 local now = clock()
 local id = ARGV[2]
@@ -404,8 +406,10 @@ local f = redis.call('HMGET', jk(id), 'b', 'a', 's', 'q')
 if f[1] then
   local state, lease = 'ready', ''
   if f[3] == 'l' then
-    state = 'reserved'
-    lease = redis.call('ZSCORE', qk(f[4], 'leased'), id) or ''
+    local deadline = redis.call('ZSCORE', qk(f[4], 'leased'), id)
+    if deadline and tonumber(deadline) > now then
+      state, lease = 'reserved', deadline
+    end
   elseif f[3] == 'd' then
     local at = redis.call('ZSCORE', qk(f[4], 'delayed'), id)
     if at and tonumber(at) > now then state = 'delayed' end
@@ -417,14 +421,22 @@ if g[1] then return {'failed', g[1], g[2], g[3] or '', g[4] or '', g[5] or ''} e
 return {}
 """
 
+# ARGV: P, queue.   Jobs waiting in the queue: ready (expired leases included) and delayed.
+SIZE = """
+local q = ARGV[2]
+local expired = redis.call('ZCOUNT', qk(q, 'leased'), '-inf', clock())
+return redis.call('LLEN', qk(q, 'ready')) + redis.call('ZCARD', qk(q, 'delayed')) + expired
+"""
+
 # ARGV: P, failed ttl seconds.   {now, then per queue: name, ready, delayed, reserved, failed,
-# oldest ready time ('' = none)}. A constant number of commands per queue.
+# oldest ready time ('' = none)}. A constant number of commands per queue. A job whose lease has
+# run out counts as ready since its deadline; a due delayed job as ready since its due time.
 STATS = """
 local now = clock()
 local cutoff = now - tonumber(ARGV[2])
 local out = {fmt(now)}
 for _, q in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
-  local rk, dk = qk(q, 'ready'), qk(q, 'delayed')
+  local rk, dk, lk = qk(q, 'ready'), qk(q, 'delayed'), qk(q, 'leased')
   local oldest = nil
   local head = redis.call('LINDEX', rk, 0)
   if head then
@@ -436,11 +448,17 @@ for _, q in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
     local at = tonumber(first[2])
     if at <= now and (oldest == nil or at < oldest) then oldest = at end
   end
+  local lapsed = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+  if lapsed[2] then
+    local at = tonumber(lapsed[2])
+    if at <= now and (oldest == nil or at < oldest) then oldest = at end
+  end
   local due = redis.call('ZCOUNT', dk, '-inf', now)
+  local expired = redis.call('ZCOUNT', lk, '-inf', now)
   out[#out + 1] = q
-  out[#out + 1] = redis.call('LLEN', rk) + due
+  out[#out + 1] = redis.call('LLEN', rk) + due + expired
   out[#out + 1] = redis.call('ZCARD', dk) - due
-  out[#out + 1] = redis.call('ZCARD', qk(q, 'leased'))
+  out[#out + 1] = redis.call('ZCARD', lk) - expired
   out[#out + 1] = redis.call('ZCOUNT', qk(q, 'failed'), '(' .. fmt(cutoff), '+inf')
   if oldest then out[#out + 1] = fmt(oldest) else out[#out + 1] = '' end
 end
@@ -460,5 +478,6 @@ SCRIPTS = {
     "purge": PURGE,
     "failed_list": FAILED_LIST,
     "get_job": GET_JOB,
+    "size": SIZE,
     "stats": STATS,
 }

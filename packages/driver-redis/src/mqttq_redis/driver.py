@@ -290,13 +290,7 @@ class RedisQueueDriver(QueueDriver):
         return dict(sorted(out.items()))
 
     async def size(self, queue: str) -> int:
-        async def op() -> list[int]:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.llen(self._key("q", queue, "ready"))
-                pipe.zcard(self._key("q", queue, "delayed"))
-                return await pipe.execute()
-
-        return sum(await self._do(op))
+        return int(await self._run("size", [queue]))
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         result = await self._run("get_job", [job_id])
