@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import ssl
 
 from redis import exceptions as rx
@@ -77,6 +78,23 @@ def _untrusted(exc: BaseException) -> str | None:
     return None
 
 
+def _tls_setup(exc: BaseException, url: str) -> str | None:
+    """What is wrong with the TLS options, when ``exc`` comes from setting up TLS."""
+    if not url.startswith("rediss:"):
+        return None
+    root = _root(exc)
+    if isinstance(root, FileNotFoundError | PermissionError | IsADirectoryError):
+        what = reason(root) if isinstance(root, PermissionError) else "no such file"
+        return f"cannot read a TLS file given in the URL ({what}); check ssl_ca_certs, " + (
+            "ssl_ca_path, ssl_certfile and ssl_keyfile"
+        )
+    if isinstance(root, ssl.SSLError) and not isinstance(root, ssl.SSLCertVerificationError):
+        detail = getattr(root, "reason", None) or (root.args[-1] if root.args else "")
+        detail = str(detail).strip().rstrip(".") or type(root).__name__
+        return f"TLS set-up failed ({detail}); check the ssl_* options in the URL"
+    return None
+
+
 def _denied(exc: BaseException) -> bool:
     if isinstance(exc, rx.NoPermissionError):
         return True
@@ -104,6 +122,8 @@ def translate(exc: BaseException, url: str) -> DriverError:
             f"Redis at {url} has a TLS certificate this client does not trust ({problem}); "
             "give its CA with ?ssl_ca_certs=/path/to/ca.pem"
         )
+    if (setup := _tls_setup(exc, url)) is not None:
+        return RedisDriverError(f"Redis at {url}: {setup}")
     if _denied(exc):
         detail = str(exc).split(" script: ")[0]
         return RedisDriverError(
@@ -119,6 +139,15 @@ def translate(exc: BaseException, url: str) -> DriverError:
     if isinstance(exc, rx.OutOfMemoryError):
         return RedisDriverError(f"Redis at {url} is out of memory (maxmemory reached): {exc}")
     return RedisDriverError(f"Redis error at {url}: {exc}")
+
+
+def bad_option(exc: BaseException, url: str) -> DriverError:
+    """The mqttq error for a URL option redis-py refused while building a connection."""
+    unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+    if unknown:
+        return RedisDriverError(f"the Redis URL for {url} has an unknown option {unknown[1]!r}")
+    detail = (str(exc).splitlines() or [type(exc).__name__])[0].strip().rstrip(".")
+    return RedisDriverError(f"the Redis URL for {url} has an option redis-py refuses ({detail})")
 
 
 def is_retryable(exc: BaseException) -> bool:

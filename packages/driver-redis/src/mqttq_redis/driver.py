@@ -96,8 +96,9 @@ class RedisQueueDriver(QueueDriver):
 
         Options (query string or keywords): ``prefix`` (default ``mqttq:``), ``failed_ttl``
         (seconds), ``retry_for`` (seconds an operation retries while Redis is unreachable),
-        ``max_block`` (longest single blocking wait). Other query parameters go to redis-py
-        (``socket_timeout``, ``ssl_cert_reqs``, ``ssl_ca_certs``...).
+        ``max_block`` (longest single blocking wait); ``create`` is accepted and ignored (there
+        is no storage to create). Other query parameters go to redis-py (``socket_timeout``,
+        ``ssl_ca_certs``...); unknown ones and bad values are a ``ConfigError`` here.
         """
         return cls(_url.parse(url, options))
 
@@ -115,16 +116,18 @@ class RedisQueueDriver(QueueDriver):
         try:
             pool = aioredis.ConnectionPool.from_url(self.settings.redis_url, **kwargs)
         except (ValueError, TypeError) as exc:
-            raise DriverError(f"bad Redis URL {self.url}: {exc}") from None
+            raise _errors.bad_option(exc, self.url) from None
         client = aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
-            await client.aclose()
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
             raise _errors.translate(exc, self.url) from None
-        except (TypeError, ValueError) as exc:  # a redis-py option this connection type refuses
-            await client.aclose()
-            raise DriverError(f"bad Redis URL option for {self.url}: {exc}") from None
+        except (TypeError, ValueError, LookupError) as exc:  # an option redis-py refuses
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+            raise _errors.bad_option(exc, self.url) from None
         self._scripts = {
             name: client.register_script(PRELUDE + lua) for name, lua in SCRIPTS.items()
         }
