@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from redis_raw_entries import queue_raw_job
 
 from mqttq.interfaces import QueueDriver
 from mqttq.testing import DriverFactory, PluginPackageSuite, QueueDriverSuite
@@ -33,6 +34,13 @@ class TestRedisQueueDriver(QueueDriverSuite):
         yield make
         for d in made:
             await d.aclose()
+
+    async def store_raw(self, driver: QueueDriver, queue: str, job_id: str, raw: bytes) -> bool:
+        assert isinstance(driver, RedisQueueDriver)
+        async with driver.redis.pipeline(transaction=True) as pipe:
+            queue_raw_job(pipe, driver.prefix, queue, job_id, raw)
+            await pipe.execute()
+        return True
 
 
 class TestRedisQueueDriverLeastPrivilege(TestRedisQueueDriver):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis_raw_entries import queue_raw_job
 
 from mqttq.errors import ConfigError, DriverError, DriverUnavailable
 from mqttq.models import Envelope
@@ -400,6 +401,42 @@ async def test_get_job_of_a_delayed_job_that_is_due_says_ready(driver: RedisQueu
         await asyncio.sleep(0.05)
     assert record is not None
     assert record.job == soon
+
+
+async def test_undecodable_entries_before_and_after_a_claim(driver: RedisQueueDriver) -> None:
+    """A stored entry that cannot be decoded shows as a stand-in while queued; a claim of one
+    job skips any number of them; the failed entry keeps the bytes and cannot be requeued."""
+    newer = b'{"id": "other", "name": "tests:newer", "v": 999}'
+    deep = b'{"name": "tests:deep", "args": ' + b"[" * 900 + b'{"$bytes": "AA=="}' + b"]" * 900
+    bad = {
+        "bad-newer": newer,
+        "bad-empty": b"",
+        "bad-text": "caf\u00e9".encode("latin-1"),
+        "bad-deep": deep + b"}",
+    }
+    async with driver.redis.pipeline(transaction=True) as pipe:
+        for job_id, raw in bad.items():
+            queue_raw_job(pipe, driver.prefix, "poison", job_id, raw)
+        await pipe.execute()
+    good = job("poison")
+    await driver.push([good])
+    record = await driver.get_job("bad-newer")
+    assert record is not None
+    assert (record.state, record.job.id, record.job.queue) == ("ready", "bad-newer", "poison")
+    assert record.job.name == "tests:newer"
+    assert (record.error or "").startswith("cannot decode job envelope")
+    assert await driver.size("poison") == len(bad) + 1
+    assert [j.id for j in await driver.claim(["poison"], 1, lease=30)] == [good.id]
+    entries = {e.id: e for e in await driver.failed_list("poison")}
+    assert {k: e.raw for k, e in entries.items()} == bad
+    assert (entries["bad-newer"].job.name, entries["bad-newer"].job.attempts) == ("tests:newer", 1)
+    assert entries["bad-text"].job.name == "<undecodable>"
+    record = await driver.get_job("bad-newer")
+    assert record is not None
+    assert (record.state, record.job.name) == ("failed", "tests:newer")
+    assert await driver.failed_requeue(list(bad)) == 0
+    assert await driver.redis.hget(f"{driver.prefix}f:bad-newer", "b") == newer
+    assert await driver.failed_forget(list(bad)) == len(bad)
 
 
 async def test_failed_purge_of_everything(driver: RedisQueueDriver) -> None:

@@ -5,7 +5,8 @@ Key layout under the prefix ``P`` (``ARGV[1]`` of every script; ``mqttq:`` by de
     P j:<id>          hash   live job: b=envelope, a=attempts, q=queue, s=state (r|d|l),
                              t=ready-since time, u=unique key
     P f:<id>          hash   failed job (expires after failed_ttl): b, a, q, e=error,
-                             tb=traceback, at=failed-at time
+                             tb=traceback, at=failed-at time; b is kept byte for byte, also
+                             when it cannot be decoded
     P q:<queue>:ready    list  ids, FIFO (RPUSH, LPOP)
     P q:<queue>:delayed  zset  ids by available-at time
     P q:<queue>:leased   zset  ids by lease deadline
@@ -54,6 +55,21 @@ local function unlink(id, q, s, u)
   elseif s == 'd' then redis.call('ZREM', qk(q, 'delayed'), id)
   elseif s == 'r' then redis.call('LREM', qk(q, 'ready'), 1, id) end
   if u and redis.call('HGET', P .. 'unique', u) == id then redis.call('HDEL', P .. 'unique', u) end
+end
+-- (re)place the failed entry of id (expiring after ttl ms) and trim the failed indexes
+local function record_failed(id, q, a, body, err, tb, now, ttl)
+  local fh = fk(id)
+  local old = redis.call('HGET', fh, 'q')
+  if old and old ~= q then redis.call('ZREM', qk(old, 'failed'), id) end
+  redis.call('DEL', fh)
+  redis.call('HSET', fh, 'b', body, 'a', a, 'q', q, 'e', err, 'tb', tb, 'at', fmt(now))
+  redis.call('PEXPIRE', fh, ttl)
+  local cutoff = now - ttl / 1000
+  for _, key in ipairs({qk(q, 'failed'), P .. 'failed'}) do
+    redis.call('ZADD', key, now, id)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+  end
+  redis.call('SADD', P .. 'queues', q)
 end
 """
 
@@ -266,20 +282,29 @@ if f[1] then
   if f[4] and tonumber(f[4]) > a then a = tonumber(f[4]) end
   redis.call('DEL', h)
 end
-local fh = fk(id)
-local old = redis.call('HGET', fh, 'q')
-if old and old ~= q then redis.call('ZREM', qk(old, 'failed'), id) end
-redis.call('DEL', fh)
-redis.call('HSET', fh, 'b', ARGV[6], 'a', a, 'q', q, 'e', ARGV[7], 'tb', ARGV[8], 'at', fmt(now))
-local ttl = tonumber(ARGV[4])
-redis.call('PEXPIRE', fh, ttl)
-local cutoff = now - ttl / 1000
-for _, key in ipairs({qk(q, 'failed'), P .. 'failed'}) do
-  redis.call('ZADD', key, now, id)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
-end
-redis.call('SADD', P .. 'queues', q)
+record_failed(id, q, a, ARGV[6], ARGV[7], ARGV[8], now, tonumber(ARGV[4]))
 return fmt(now)
+"""
+
+# ARGV: P, ttl milliseconds, then 2 per job: id, error.   Leased jobs whose stored envelope
+# cannot be decoded go to the failed registry with their stored bytes as they are (copied here,
+# never sent through the client). Ids no longer leased are skipped. Returns how many moved.
+FAIL_STORED = """
+local now = clock()
+local ttl = tonumber(ARGV[2])
+local n = 0
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local h = jk(id)
+  local f = redis.call('HMGET', h, 'q', 's', 'u', 'a', 'b')
+  if f[2] == 'l' then
+    unlink(id, f[1], f[2], f[3])
+    redis.call('DEL', h)
+    record_failed(id, f[1], f[4] or 0, f[5] or '', ARGV[i + 1], '', now, ttl)
+    n = n + 1
+  end
+end
+return n
 """
 
 # ARGV: P, id...   Reserved jobs back to the front of ready, their attempt given back.
@@ -377,8 +402,8 @@ return {n, #ids}
 """
 
 # ARGV: P, queue ('' = all), ttl seconds, offset, limit, mode.   Trims expired index entries.
-# mode 'ids': every id, oldest first. mode 'list': {envelope, attempts, error, traceback,
-# failed-at} per entry, newest first, paged.
+# mode 'ids': every id, oldest first. mode 'list': {id, queue, envelope, attempts, error,
+# traceback, failed-at} per entry, newest first, paged.
 FAILED_LIST = """
 local now = clock()
 local key = P .. 'failed'
@@ -388,36 +413,37 @@ if ARGV[6] == 'ids' then return redis.call('ZRANGE', key, 0, -1) end
 local ids = redis.call('ZRANGE', key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', ARGV[4], ARGV[5])
 local out = {}
 for _, id in ipairs(ids) do
-  local f = redis.call('HMGET', fk(id), 'b', 'a', 'e', 'tb', 'at')
+  local f = redis.call('HMGET', fk(id), 'q', 'b', 'a', 'e', 'tb', 'at')
   if f[1] then
-    for x = 1, 5 do out[#out + 1] = f[x] or '' end
+    out[#out + 1] = id
+    for x = 1, 6 do out[#out + 1] = f[x] or '' end
   end
 end
 return out
 """
 
-# ARGV: P, id.   {'job', envelope, attempts, state, lease deadline} or
-# {'failed', envelope, attempts, error, traceback, failed-at} or {}.
+# ARGV: P, id.   {'job', queue, envelope, attempts, state, lease deadline} or
+# {'failed', queue, envelope, attempts, error, traceback, failed-at} or {}.
 # A job whose lease has run out is 'ready' (no deadline), as a due delayed job is.
 GET_JOB = """
 local now = clock()
 local id = ARGV[2]
-local f = redis.call('HMGET', jk(id), 'b', 'a', 's', 'q')
+local f = redis.call('HMGET', jk(id), 'q', 'b', 'a', 's')
 if f[1] then
   local state, lease = 'ready', ''
-  if f[3] == 'l' then
-    local deadline = redis.call('ZSCORE', qk(f[4], 'leased'), id)
+  if f[4] == 'l' then
+    local deadline = redis.call('ZSCORE', qk(f[1], 'leased'), id)
     if deadline and tonumber(deadline) > now then
       state, lease = 'reserved', deadline
     end
-  elseif f[3] == 'd' then
-    local at = redis.call('ZSCORE', qk(f[4], 'delayed'), id)
+  elseif f[4] == 'd' then
+    local at = redis.call('ZSCORE', qk(f[1], 'delayed'), id)
     if at and tonumber(at) > now then state = 'delayed' end
   end
-  return {'job', f[1], f[2], state, lease}
+  return {'job', f[1], f[2] or '', f[3] or 0, state, lease}
 end
-local g = redis.call('HMGET', fk(id), 'b', 'a', 'e', 'tb', 'at')
-if g[1] then return {'failed', g[1], g[2], g[3] or '', g[4] or '', g[5] or ''} end
+local g = redis.call('HMGET', fk(id), 'q', 'b', 'a', 'e', 'tb', 'at')
+if g[1] then return {'failed', g[1], g[2] or '', g[3] or 0, g[4] or '', g[5] or '', g[6] or ''} end
 return {}
 """
 
@@ -472,6 +498,7 @@ SCRIPTS = {
     "extend": EXTEND,
     "retry": RETRY,
     "fail": FAIL,
+    "fail_stored": FAIL_STORED,
     "release": RELEASE,
     "requeue": REQUEUE,
     "forget": FORGET,

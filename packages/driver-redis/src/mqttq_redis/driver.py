@@ -4,6 +4,8 @@ Every state change runs as one Lua script (see :mod:`mqttq_redis._scripts` for t
 so concurrent workers in any number of processes can never both hold a live lease on a job.
 While Redis is unreachable an operation retries with bounded exponential backoff for
 ``retry_for`` seconds before raising ``DriverUnavailable``; a Redis restart is a pause, not a crash.
+A stored envelope that cannot be decoded is never handed out: a claim that meets one moves it to
+the failed registry with its bytes as they are and goes on with the jobs behind it.
 """
 
 from __future__ import annotations
@@ -62,6 +64,31 @@ def _s(value: bytes | str) -> str:
 
 def _num(value: bytes | str | int) -> float:
     return float(_s(value)) if not isinstance(value, int) else float(value)
+
+
+def _count(value: bytes | str | int | None) -> int:
+    """A stored attempt count; 0 when missing or unreadable."""
+    try:
+        return int(_num(value or 0))
+    except (ValueError, OverflowError):
+        return 0
+
+
+def _undecodable(problem: PayloadError) -> str:
+    return f"cannot decode job envelope: {problem}"
+
+
+def _stand_in(job_id: str, queue: str, attempts: int, raw: bytes, when: float) -> Envelope:
+    """Stands in for a job whose stored envelope cannot be decoded: its id, queue, attempts and,
+    when the bytes are a JSON object with a string ``name``, that name. Nothing else is read."""
+    name = "<undecodable>"
+    with contextlib.suppress(orjson.JSONDecodeError):
+        data = orjson.loads(raw)
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            name = data["name"]
+    return Envelope(
+        id=job_id, name=name, queue=queue, attempts=attempts, enqueued_at=when, available_at=when
+    )
 
 
 class RedisQueueDriver(QueueDriver):
@@ -178,9 +205,14 @@ class RedisQueueDriver(QueueDriver):
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
-    def _decode(self, body: bytes | str, attempts: bytes | str | int) -> Envelope:
-        job = decode_job(body)
-        count = int(_num(attempts))
+    @staticmethod
+    def _decode(body: bytes | str | None, attempts: bytes | str | int | None) -> Envelope:
+        """The stored envelope with its current attempt count; raises ``PayloadError``."""
+        try:
+            job = decode_job(body if body is not None else b"")
+        except RecursionError:  # deeply nested input can exhaust the decoder's stack
+            raise PayloadError("cannot decode Envelope: nested too deeply") from None
+        count = _count(attempts)
         return job if job.attempts == count else attrs.evolve(job, attempts=count)
 
     # -- producing ----------------------------------------------------------------------------
@@ -231,9 +263,19 @@ class RedisQueueDriver(QueueDriver):
         while True:
             result = await self._run("claim", args)
             if len(result) > 1:
-                return [
-                    self._decode(result[i + 1], result[i + 2]) for i in range(1, len(result), 3)
-                ]
+                jobs: list[Envelope] = []
+                bad: list[str] = []
+                for i in range(1, len(result), 3):
+                    job_id, body, attempts = result[i : i + 3]
+                    try:
+                        jobs.append(self._decode(body, attempts))
+                    except PayloadError as exc:
+                        bad += (_s(job_id), _undecodable(exc))
+                if bad:
+                    await self._fail_stored(bad)
+                if jobs or not bad:
+                    return jobs
+                continue  # only undecodable entries: the jobs behind them are next
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
@@ -246,6 +288,17 @@ class RedisQueueDriver(QueueDriver):
                 await self._do(functools.partial(self._block, wake_keys, block), retry_for=0)
             except _errors.RedisUnavailable:
                 continue
+
+    async def _fail_stored(self, bad: list[str]) -> None:
+        """Move claimed entries that cannot be decoded (``[id, error, ...]``) to the failed
+        registry. On an error they stay leased: the next claim after their lease tries again."""
+        for job_id, error in zip(bad[::2], bad[1::2], strict=True):
+            log.error("job %s cannot be decoded; it goes to the failed registry: %s", job_id, error)
+        ttl_ms = max(1, int(self.settings.failed_ttl * 1000))
+        try:
+            await self._run("fail_stored", [ttl_ms, *bad], retry_for=0)
+        except DriverError as exc:
+            log.warning("could not move undecodable jobs to the failed registry yet: %s", exc)
 
     async def _block(self, keys: list[str], seconds: float) -> None:
         async with asyncio.timeout(seconds + 5.0):
@@ -300,26 +353,42 @@ class RedisQueueDriver(QueueDriver):
         if not result:
             return None
         if _s(result[0]) == "failed":
-            entry = self._failed(result[1:6])
+            entry = self._failed(job_id, result[1:7])
             return JobRecord(
                 job=entry.job, state="failed", error=entry.error, traceback=entry.traceback
             )
-        _, body, attempts, state, lease = result
+        _, queue, body, attempts, state, lease = result
+        error = None
+        try:
+            job = self._decode(body, attempts)
+        except PayloadError as exc:
+            job = _stand_in(job_id, _s(queue), _count(attempts), bytes(body), time.time())
+            error = _undecodable(exc)
         return JobRecord(
-            job=self._decode(body, attempts),
+            job=job,
             state=_s(state),
             lease_expires_at=_num(lease) if lease else None,
+            error=error,
         )
 
     # -- failed registry ----------------------------------------------------------------------
 
-    def _failed(self, fields: Sequence[Any]) -> FailedJob:
-        body, attempts, error, tb, failed_at = fields
+    def _failed(self, job_id: str, fields: Sequence[Any]) -> FailedJob:
+        """An entry from its stored fields: queue, envelope, attempts, error, traceback, at."""
+        queue, body, attempts, error, tb, at = fields
+        failed_at = _num(at) if at else 0.0
+        raw = None
+        try:
+            job = self._decode(body, attempts)
+        except PayloadError:
+            raw = bytes(body or b"")
+            job = _stand_in(job_id, _s(queue or b""), _count(attempts), raw, failed_at)
         return FailedJob(
-            job=self._decode(body, attempts or 0),
+            job=job,
             error=_s(error or b""),
             traceback=_s(tb or b""),
-            failed_at=_num(failed_at) if failed_at else 0.0,
+            failed_at=failed_at,
+            raw=raw,
         )
 
     async def failed_list(
@@ -329,12 +398,14 @@ class RedisQueueDriver(QueueDriver):
             return []
         args = [queue or "", repr(self.settings.failed_ttl), max(0, offset), limit, "list"]
         result = await self._run("failed_list", args)
-        return [self._failed(result[i : i + 5]) for i in range(0, len(result), 5)]
+        return [
+            self._failed(_s(result[i]), result[i + 1 : i + 7]) for i in range(0, len(result), 7)
+        ]
 
     async def failed_get(self, job_id: str) -> FailedJob | None:
         key = self._key("f", job_id)
-        fields = await self._do(lambda: self._cmd("HMGET", key, "b", "a", "e", "tb", "at"))
-        return None if fields[0] is None else self._failed(fields)
+        fields = await self._do(lambda: self._cmd("HMGET", key, "q", "b", "a", "e", "tb", "at"))
+        return None if fields[0] is None else self._failed(job_id, fields)
 
     async def failed_requeue(self, ids: Sequence[str]) -> int:
         moved = 0
@@ -352,14 +423,12 @@ class RedisQueueDriver(QueueDriver):
             for job_id, (body, queue) in zip(chunk, await self._do(read), strict=True):
                 if body is None:
                     continue
-                unique = ""
                 try:
-                    job = decode_job(body)
-                    unique = job.unique_key or ""
-                    body = encode_job(attrs.evolve(job, attempts=0, available_at=now))
+                    job = self._decode(body, 0)
                 except PayloadError:
-                    pass  # requeue the envelope as it is; the worker reports it
-                args += (job_id, _s(queue), unique, body)
+                    continue  # no worker could read it: it stays where it can be looked at
+                body = encode_job(attrs.evolve(job, attempts=0, available_at=now))
+                args += (job_id, _s(queue), job.unique_key or "", body)
             if args:
                 moved += int(await self._run("requeue", args))
         return moved
