@@ -50,9 +50,12 @@ def _wait_listening(
         time.sleep(0.02)  # polling a condition with a deadline
 
 
-def make_certificates(directory: Path, *, clients: dict[str, int] | None = None) -> Path:
+def make_certificates(
+    directory: Path, *, clients: dict[str, int] | None = None, ca_name: str = "mqttq test CA"
+) -> Path:
     """A test CA, a server certificate for 127.0.0.1 and optional client certificates (name ->
     days valid; a negative number makes one that expired that many days ago), with ``openssl``.
+    Give a second CA another ``ca_name``: a peer finds an issuer by its name.
 
     Files: ``ca.crt``, ``server.crt``/``server.key``, ``<name>.crt``/``<name>.key``.
     """
@@ -61,7 +64,7 @@ def make_certificates(directory: Path, *, clients: dict[str, int] | None = None)
     def run(*args: str) -> None:
         subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mqttq test CA",
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca_name}",
         "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
     _sign(run, directory, "server", "/CN=127.0.0.1", days=2, ext="san.ext")
@@ -121,12 +124,19 @@ class Mosquitto:
     """One mosquitto process with persistence in ``directory``; ``stop``/``kill`` then ``start``
     keep its port and its data (sessions and queued messages survive a restart).
 
-    ``extra`` is appended to its configuration (``require_certificate true``...); ``tls`` (a
-    directory from :func:`make_certificates`) makes the listener TLS-only.
+    ``extra`` is appended to its configuration; ``tls`` (a directory from
+    :func:`make_certificates`) makes the listener TLS-only, and ``require_certificate`` makes it
+    accept only clients with a certificate from that CA (mutual TLS).
     """
 
     def __init__(
-        self, directory: Path, port: int | None = None, extra: str = "", tls: Path | None = None
+        self,
+        directory: Path,
+        port: int | None = None,
+        extra: str = "",
+        tls: Path | None = None,
+        *,
+        require_certificate: bool = False,
     ) -> None:
         self.binary = _binary("mosquitto", "/usr/sbin/mosquitto")
         self.dir = directory
@@ -138,6 +148,10 @@ class Mosquitto:
         if tls is not None:
             tls_conf = (f"cafile {tls / 'ca.crt'}\ncertfile {tls / 'server.crt'}\n"
                         f"keyfile {tls / 'server.key'}\n")  # fmt: skip
+            if require_certificate:
+                tls_conf += "require_certificate true\n"
+        elif require_certificate:
+            raise ValueError("require_certificate needs tls")
         self.conf.write_text(
             f"""\
 listener {self.port} 127.0.0.1

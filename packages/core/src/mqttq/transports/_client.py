@@ -21,6 +21,13 @@
   deadlock (a resumed session floods us with messages right after CONNACK).
 * **Fewer system calls.** paho reads each packet with several tiny ``recv`` calls; a buffered
   socket wrapper (``BufferedSocket``) serves them from one large read.
+* **A connection that dies before CONNACK** fails the connect at once with what the socket said
+  (``ClosedBeforeConnack``), instead of aiomqtt's timeout: with TLS 1.3 a broker refuses a client
+  certificate only after the handshake, with an alert that arrives at the first read.
+* **paho's log lines at DEBUG.** paho logs a failed read at ERROR (a TLS refusal, a reset); the
+  transport says what happened itself, in one line, so paho's own lines go to DEBUG.
+* **Write registration.** aiomqtt registers the writer through ``call_soon_threadsafe``; when the
+  socket closed meanwhile we skip it (its fd is gone, or already reused).
 * **Publish returning the packet id**, and knowing whether the broker kept our session.
 
 These touch private names of aiomqtt 2.x (pinned ``<3``); a new major must be re-checked here.
@@ -30,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import ssl
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +50,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 Sink = Callable[[paho.MQTTMessage], None]
+
+
+class ClosedBeforeConnack(aiomqtt.MqttError):
+    """The connection closed before the broker's CONNACK; ``error`` is what the socket raised."""
+
+    def __init__(self, error: OSError | None) -> None:
+        super().__init__(f"the connection closed before CONNACK ({error or 'by the broker'})")
+        self.error = error
 
 
 class PahoClient(aiomqtt.Client):
@@ -56,11 +73,13 @@ class PahoClient(aiomqtt.Client):
         self._holds = 0
         self._reading = False
         self._reader: tuple[int, Callable[[], None]] | None = None
+        self._socket: BufferedSocket | None = None
         self.pending_calls_threshold = 1 << 30  # aiomqtt warns past 10 concurrent publishes
         self.session_present = False
         self.manual_ack = manual_ack
         self.hold_pubrec = manual_ack and self.HOLD_PUBREC
         client = self._client
+        client.enable_logger(_AtDebug(self._logger, {}))  # type: ignore[arg-type]
         client.manual_ack_set(manual_ack)
         if self.hold_pubrec:
             self._deliver_qos2_on_publish(client)
@@ -133,13 +152,15 @@ class PahoClient(aiomqtt.Client):
         return info.mid
 
     async def wait_disconnected(self) -> BaseException | None:
-        """Wait until the connection drops; the reason, or None for a clean disconnect."""
+        """Wait until the connection drops; the reason (what the socket raised, if it did), or
+        None for a clean disconnect."""
         try:
             await asyncio.shield(self._disconnected)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return exc
+            error = self._socket.error if self._socket is not None else None
+            return error or exc
         return None
 
     @property
@@ -204,10 +225,27 @@ class PahoClient(aiomqtt.Client):
         self.session_present = bool(flags.session_present)
         super()._on_connect(client, userdata, flags, reason_code, properties)
 
+    def _on_disconnect(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        flags: paho.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None = None,
+    ) -> None:
+        if not self._connected.done():  # aiomqtt would wait for its timeout
+            # only on the loop (our reader); in the thread that connects, aiomqtt's error or
+            # timeout still applies
+            if _running_loop() is self._loop:
+                error = self._socket.error if self._socket is not None else None
+                self._connected.set_exception(ClosedBeforeConnack(error))
+            return
+        super()._on_disconnect(client, userdata, flags, reason_code, properties)
+
     def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         # Replaces aiomqtt's reader (same body) so that it can be paused.
         if not isinstance(client._sock, BufferedSocket):
-            client._sock = BufferedSocket(client._sock)
+            client._sock = self._socket = BufferedSocket(client._sock)
         fd = sock.fileno()
 
         def on_readable() -> None:
@@ -234,6 +272,36 @@ class PahoClient(aiomqtt.Client):
         self._reading = False
         super()._on_socket_close(client, userdata, sock)
 
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        fd = sock.fileno()
+
+        def on_writable() -> None:
+            try:
+                client.loop_write()
+            except Exception as exc:
+                if not self._disconnected.done():
+                    self._disconnected.set_exception(exc)
+
+        def register() -> None:  # paho may call us from the executor thread that connects
+            if client._sock is not None:
+                self._loop.add_writer(fd, on_writable)
+
+        self._loop.call_soon_threadsafe(register)
+
+
+class _AtDebug(logging.LoggerAdapter[logging.Logger]):
+    """Every line at DEBUG, whatever level paho gives it."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        super().log(logging.DEBUG, msg, *args, **kwargs)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
 
 class BufferedSocket:
     """The socket as paho sees it: one large ``recv`` serves many of paho's small ones.
@@ -249,10 +317,18 @@ class BufferedSocket:
         self._sock = sock
         self._data = b""
         self._pos = 0
+        #: the error a read raised (paho only logs it): a TLS alert says why the broker refused
+        self.error: OSError | None = None
 
     def recv(self, bufsize: int) -> bytes:
         if self._pos >= len(self._data):
-            data = self._sock.recv(max(bufsize, self.CHUNK))
+            try:
+                data = self._sock.recv(max(bufsize, self.CHUNK))
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise
+            except OSError as exc:
+                self.error = exc
+                raise
             if len(data) <= bufsize:
                 return bytes(data)
             self._data, self._pos = data, 0

@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import re
+import ssl
 import time
 import uuid
 from collections import deque
@@ -36,7 +37,7 @@ from mqttq.config import MqttConfig
 from mqttq.errors import ConfigError, NotConnectedError, TransportError
 from mqttq.interfaces import Delivery, Subscription, Transport
 from mqttq.retry import RetryPolicy
-from mqttq.transports._client import PahoClient
+from mqttq.transports._client import ClosedBeforeConnack, PahoClient
 
 log = logging.getLogger("mqttq.transport")
 
@@ -52,6 +53,8 @@ _FATAL_REASONS = frozenset(
     }
 )
 _FATAL_V311 = frozenset({1, 2, 4, 5})
+#: an alert the peer sent during the TLS handshake (OpenSSL's reason: SSLV3_ALERT_BAD_CERTIFICATE)
+_TLS_ALERT = re.compile(r"^(?:SSLV3|TLSV1|TLSV13)_ALERT_(\w+)$")
 _PROPERTY_INTERNALS = frozenset({"packetType", "types", "names", "properties"})
 
 
@@ -271,10 +274,45 @@ class MqttTransport(Transport):
             raise _Refused(f"cannot connect to the MQTT broker at {self.endpoint}: {exc}") from None
         except (aiomqtt.MqttError, OSError) as exc:
             client.force_close()
+            cause: BaseException | None = exc
+            if isinstance(exc, ClosedBeforeConnack):
+                cause = exc.error
+            elif isinstance(exc, aiomqtt.MqttError):  # aiomqtt wraps connect()'s OSError
+                cause = exc.__context__
+            if isinstance(cause, ssl.SSLError):
+                refusal = self._tls_refusal(cause)
+                if refusal is not None:
+                    raise refusal from None
             raise TransportError(
                 f"cannot reach the MQTT broker at {self.endpoint} ({exc or type(exc).__name__})"
             ) from None
         return client
+
+    def _tls_refusal(self, exc: ssl.SSLError) -> _Refused | None:
+        """A failed TLS handshake that no retry heals, in one line; None for a dropped one."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            why = exc.verify_message or exc.reason or str(exc)
+            return _Refused(
+                f"the MQTT broker at {self.endpoint} presented a TLS certificate that is not "
+                f"trusted ({why}) — check mqtt.ca_certs"
+            )
+        if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
+            return None  # closed mid-handshake: a broker restarting, a proxy, a network glitch
+        reason = exc.reason or str(exc)
+        alert = _TLS_ALERT.match(reason)
+        if alert is None:
+            why = reason.replace("_", " ").lower()
+            return _Refused(
+                f"the TLS handshake with the MQTT broker at {self.endpoint} failed ({why})"
+            )
+        why = re.sub(r"\bca\b", "CA", alert.group(1).replace("_", " ").lower())
+        if why == "certificate required" and not self.config.certfile:
+            hint = "set mqtt.certfile and mqtt.keyfile"
+        else:
+            hint = "check mqtt.certfile/keyfile/ca_certs"
+        return _Refused(
+            f"the MQTT broker at {self.endpoint} refused the TLS handshake ({why}) — {hint}"
+        )
 
     async def _maintain(self, ready: asyncio.Future[None], retry: bool) -> None:
         """Connect, subscribe, wait for the connection to drop; again, forever."""
