@@ -98,3 +98,18 @@ async def test_a_pubrel_after_a_crash_is_answered(broker: Mosquitto) -> None:
         (n,) = await take(second, 1)
         assert n.payload == b"next"  # "exactly" was safe: not delivered again
         await logged(broker, f"Received PUBCOMP from t-listener (Mid: {d.mid},")
+
+
+async def test_a_crash_brings_back_at_most_the_window(broker: Mosquitto) -> None:
+    first = transport(broker.url, inflight=5)
+    await first.connect()
+    await first.subscribe([Subscription(topic="q2/#", qos=2)])
+    payloads = [b"%d" % i for i in range(20)]
+    await publish(broker.url, "q2/x", payloads, qos=2)
+    await take(first, 5, ack=False)  # the window is full: the broker holds the rest
+    await crash(first)
+    second = transport(broker.url, inflight=5)
+    async with second:
+        again = await take(second, 20)
+    assert [d.payload for d in again] == payloads  # nothing lost, nothing twice
+    assert sum(d.dup for d in again) <= 5  # only what the dead client held comes as a resend
