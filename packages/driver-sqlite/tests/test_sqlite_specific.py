@@ -265,10 +265,11 @@ async def test_undecodable_envelope_is_failed_not_handed_out(
     assert await driver.claim(["q"], 5, lease=30, wait=0.05) == []
     stats = (await driver.stats())["q"]
     assert (stats.ready, stats.reserved, stats.failed) == (0, 1, 1)
-    # requeue keeps the original bytes: a newer mqttq could still run it
-    assert await driver.failed_requeue([future.id]) == 1
-    kept = _sql(db, "SELECT envelope, attempts FROM mqttq_jobs WHERE id = ?", (future.id,))
-    assert kept == [(newer, 0)]
+    assert entry.raw == newer  # the original bytes, for a newer mqttq to look at
+    # no worker could read it: requeue leaves it in the registry
+    assert await driver.failed_requeue([future.id]) == 0
+    assert await driver.failed_ids() == [future.id]
+    assert _sql(db, "SELECT count(*) FROM mqttq_jobs WHERE id = ?", (future.id,)) == [(0,)]
 
 
 # -- several processes ----------------------------------------------------------------------------
