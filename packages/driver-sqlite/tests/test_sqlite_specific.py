@@ -14,7 +14,12 @@ from types import ModuleType
 import pytest
 
 from mqttq.codec import decode_job
-from mqttq.errors import ConfigError, DriverError, DriverUnavailable, PayloadError
+from mqttq.errors import (
+    ConfigError,
+    DriverError,
+    DriverUnavailable,
+    PayloadError,
+)
 from mqttq.models import Envelope
 from mqttq.testing import eventually, make_job
 from mqttq_sqlite import SchemaVersionError
@@ -89,6 +94,8 @@ def test_url_forms_and_options(tmp_path: Path) -> None:
         ("sqlite:///q.db", {"failed_ttl": -1}, "must be positive"),
         ("sqlite:///q.db?busy_timeout=soon", {}, "not a number"),
         ("sqlite:///q.db", {"synchronous": "off"}, "choose one of"),
+        ("sqlite:///q.db?journal_size_limit=-1", {}, "must not be negative"),
+        ("sqlite:///q.db?journal_size_limit=big", {}, "not a whole number"),
     ],
 )
 def test_bad_urls_and_options_are_config_errors(
@@ -110,9 +117,34 @@ async def test_wal_and_schema_version_are_recorded(db: Path, url: str) -> None:
 
         assert await d._call(lambda: pragma("synchronous")) == 2  # FULL
         assert await d._call(lambda: pragma("wal_autocheckpoint")) == 500
+        assert await d._call(lambda: pragma("journal_size_limit")) == 500 * 4096
     assert _sql(db, "PRAGMA journal_mode") == [("wal",)]
     version = _sql(db, "SELECT value FROM mqttq_meta WHERE key = 'schema_version'")
     assert version == [(str(SCHEMA_VERSION),)]
+
+
+@pytest.mark.parametrize(
+    ("options", "checkpoint", "limit"),
+    [({}, 1000, 1000 * 4096), ({"journal_size_limit": "65536"}, 1000, 65536)],
+)
+async def test_the_wal_is_kept_small(
+    db: Path, url: str, options: dict[str, object], checkpoint: int, limit: int
+) -> None:
+    async with SqliteQueueDriver.from_url(url, **options) as d:
+
+        def pragma(name: str) -> object:
+            return d._store.conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+        assert await d._call(lambda: pragma("wal_autocheckpoint")) == checkpoint
+        assert await d._call(lambda: pragma("journal_size_limit")) == limit
+        # one huge transaction grows the WAL; the next checkpoint cuts it back to the limit
+        await d.push([make_job("q", kwargs={"pad": "x" * 1000}) for _ in range(20_000)])
+        assert Path(f"{db}-wal").stat().st_size > 20 * 2**20
+        for _ in range(2):  # the WAL restarts at the first write after a checkpoint
+            await d.push([make_job("q")])
+            await d._call(lambda: pragma("wal_checkpoint"))
+        await d.push([make_job("q")])
+        assert Path(f"{db}-wal").stat().st_size <= limit
 
 
 async def test_newer_schema_is_refused(db: Path, url: str) -> None:

@@ -4,6 +4,11 @@ Every write is one ``BEGIN IMMEDIATE`` transaction (never a deferred read upgrad
 which WAL answers with an immediate SQLITE_BUSY). SQLite's own busy handler is off: a locked
 database is retried here with short, jittered, bounded backoff, so waiting writers pick the lock
 up within a fraction of a millisecond instead of SQLite's coarse 1-100 ms sleeps.
+
+A full disk fails the operation as a whole (its transaction is rolled back) with
+``SqliteQueueUnavailable``, after a ``wal_checkpoint(TRUNCATE)`` tried to hand the WAL's space back
+to the file system (when it did, the operation runs once more). Until an operation succeeds, each
+one starts with that checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +21,14 @@ from typing import Any, TypeVar
 from mqttq.plugin import RetryPolicy, retry_sync
 from mqttq_sqlite import _schema
 from mqttq_sqlite._options import SqliteOptions
-from mqttq_sqlite.errors import SqliteQueueError, SqliteQueueUnavailable, is_busy, translate
+from mqttq_sqlite.errors import (
+    SQLITE_FULL,
+    SqliteQueueError,
+    SqliteQueueUnavailable,
+    is_busy,
+    result_code,
+    translate,
+)
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -50,6 +62,7 @@ class Database:
         self.opts = opts
         self._conn: sqlite3.Connection | None = None
         self._watch: sqlite3.Connection | None = None  # change_mark() only
+        self._full = False  # the last operation found the disk full
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -96,8 +109,12 @@ class Database:
         conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute(f"PRAGMA wal_autocheckpoint = {self.opts.wal_autocheckpoint}")
-        # after a checkpoint, trim a WAL grown by a huge transaction back to this size
-        conn.execute(f"PRAGMA journal_size_limit = {8192 * self.opts.wal_autocheckpoint}")
+        # once checkpointed, a WAL grown past this (a huge batch, a stalled checkpoint) is cut back
+        limit = self.opts.journal_size_limit
+        if limit is None:
+            page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            limit = page * self.opts.wal_autocheckpoint
+        conn.execute(f"PRAGMA journal_size_limit = {limit}")
         _schema.check_version(_schema.schema_version(conn), self.opts.path)
 
     def close(self) -> None:
@@ -131,9 +148,10 @@ class Database:
     # -- transactions ---------------------------------------------------------------------------
 
     def _retrying(self, fn: Callable[[], T]) -> T:
-        """Run ``fn``, retrying while the database is locked, at most ``busy_timeout`` seconds."""
+        """Run ``fn``, retrying while the database is locked, at most ``busy_timeout`` seconds;
+        on a full disk, once more if a checkpoint gave the WAL's space back."""
         try:
-            return retry_sync(fn, policy=BUSY, retry_if=_locked, budget=self.opts.busy_timeout)
+            return self._run(fn)
         except sqlite3.Error as exc:
             if is_busy(exc):
                 raise SqliteQueueUnavailable(
@@ -142,10 +160,45 @@ class Database:
                 ) from None
             raise translate(exc, self.opts.path) from None
 
+    def _run(self, fn: Callable[[], T]) -> T:
+        # after a full disk, the WAL's space is taken back first, before a write could use up
+        # whatever was freed meanwhile (that would leave too little room for any checkpoint)
+        if self._full and self._reclaim_wal():
+            self._full = False
+        try:
+            result = self._while_locked(fn)
+        except sqlite3.Error as exc:
+            if result_code(exc) != SQLITE_FULL:
+                raise
+            self._full = True
+            if not self._reclaim_wal():
+                raise
+            result = self._while_locked(fn)
+        self._full = False
+        return result
+
+    def _while_locked(self, fn: Callable[[], T]) -> T:
+        return retry_sync(fn, policy=BUSY, retry_if=_locked, budget=self.opts.busy_timeout)
+
+    def _reclaim_wal(self) -> bool:
+        """After SQLITE_FULL: copy the WAL into the database and truncate it to nothing, which
+        frees its space. True when that happened (it needs room for the pages the database
+        gains, and no other connection reading an older snapshot)."""
+        conn = self._conn
+        if conn is None or conn.in_transaction:
+            return False
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error:
+            return False  # still full: the caller reports the original error
+        return bool(busy == 0)
+
     def _tx(self, fn: Callable[[sqlite3.Connection], T], begin: str) -> T:
         conn = self.conn
 
         def attempt() -> T:
+            if conn.in_transaction:  # left open by a ROLLBACK that failed
+                conn.execute("ROLLBACK")
             conn.execute(begin)
             try:
                 result = fn(conn)

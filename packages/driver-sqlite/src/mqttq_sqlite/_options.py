@@ -29,8 +29,10 @@ class SqliteOptions:
     poll_max: float = 0.01
     #: page cache per connection, in MiB
     cache_mb: int = 16
-    #: WAL pages before an automatic checkpoint; fewer, larger checkpoints cost less in total
-    wal_autocheckpoint: int = 10000
+    #: WAL pages before an automatic checkpoint (SQLite's default): the WAL stays near 4 MiB
+    wal_autocheckpoint: int = 1000
+    #: bytes the WAL file is cut back to after a checkpoint; ``None``: ``wal_autocheckpoint`` pages
+    journal_size_limit: int | None = None
 
 
 def _positive(kind: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
@@ -44,6 +46,18 @@ def _positive(kind: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
         return out
 
     return convert
+
+
+def _size(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"sqlite option {name}={value!r} is not a whole number") from None
+    if out < 0:
+        raise ConfigError(f"sqlite option {name}={value!r} must not be negative")
+    return out
 
 
 def _synchronous(name: str, value: Any) -> str:
@@ -61,6 +75,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "poll_max": _positive(float),
     "cache_mb": _positive(int),
     "wal_autocheckpoint": _positive(int),
+    "journal_size_limit": _size,
 }
 
 

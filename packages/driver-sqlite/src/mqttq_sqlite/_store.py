@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -181,7 +182,10 @@ class Store(Bookkeeping):
             else:
                 bad.append((row, problem))
         if bad:
-            self._fail_undecodable(bad)
+            # the claim is committed: if this fails too (disk full...), those jobs stay reserved
+            # until their lease runs out and the claim that meets them next tries again
+            with contextlib.suppress(SqliteQueueError):
+                self._fail_undecodable(bad)
         return jobs
 
     def _fail_undecodable(self, bad: list[tuple[Row, str]]) -> None:

@@ -63,6 +63,10 @@ def translate(exc: sqlite3.Error, path: str) -> SqliteQueueError:
         )
     if code in (SQLITE_READONLY, SQLITE_PERM):
         return SqliteQueueError(f"SQLite database {path} is read-only ({detail})")
-    if code in (SQLITE_IOERR, SQLITE_FULL, SQLITE_BUSY, SQLITE_LOCKED):
+    if code == SQLITE_FULL:
+        return SqliteQueueUnavailable(
+            f"SQLite database {path} cannot grow: its disk is full ({detail})"
+        )
+    if code in (SQLITE_IOERR, SQLITE_BUSY, SQLITE_LOCKED):
         return SqliteQueueUnavailable(f"SQLite database {path} is unavailable ({detail})")
     return SqliteQueueError(f"SQLite database {path}: {detail}")
