@@ -25,7 +25,9 @@ SERVICES = {"redis-server": "redis-server", "mosquitto": "mosquitto"}
 
 
 def install_packages(session: nox.Session) -> None:
-    session.install(*(arg for p in PACKAGES for arg in ("-e", f"packages/{p}")))
+    """Every package, editable; the core with the demo's extra (embedded broker)."""
+    paths = [f"packages/{p}" + ("[demo]" if p == "core" else "") for p in PACKAGES]
+    session.install(*(arg for path in paths for arg in ("-e", path)))
 
 
 def require_services(session: nox.Session) -> None:

@@ -44,3 +44,62 @@ def test_demo_processes_the_requested_messages_and_exits_0(tmp_path: Path) -> No
     )
     assert failed_list.returncode == 0, failed_list.stderr
     assert failed_list.stdout.count("SensorFault") == 4
+
+
+def test_an_unreachable_broker_is_one_line_within_a_bounded_time(tmp_path: Path) -> None:
+    from mqttq.testing.services import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTQ_")}
+    url = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens there
+    result = subprocess.run(
+        [MQTTQ, "demo", "--broker", url, "--db", str(tmp_path / "demo.db")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [
+        f"mqttq: cannot connect to the MQTT broker at {url} within 10s: is it running? "
+        "(leave out --broker to use the embedded one)"
+    ]
+    assert f"connecting to the MQTT broker at {url}" in result.stdout
+
+
+def test_ctrl_c_while_connecting_stops_the_demo(tmp_path: Path) -> None:
+    """On a terminal the demo shows what it waits for, and Ctrl-C ends the wait at once."""
+    import pty
+    import select
+    import signal
+    import time
+
+    from mqttq.testing.services import free_port
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTQ_")}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [MQTTQ, "demo", "--broker", f"mqtt://127.0.0.1:{free_port()}"],
+        cwd=tmp_path,
+        env={**env, "COLUMNS": "200"},
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"connecting to the MQTT broker" not in seen:  # the live view on the terminal
+            assert time.monotonic() < deadline, seen
+            if select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 65536)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        os.close(master)
+    assert b"Traceback" not in seen

@@ -113,3 +113,75 @@ payload = "text"
         assert len(matching) == 1, (reason, errors)
     assert all(e.startswith("poison: ") for e in errors)
     assert {entry["job"] for entry in failed} == {"ingest_jobs:temperature"}
+
+
+async def test_retrying_poison_decodes_it_again_and_never_runs_it_as_data(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Poison entries keep their raw payload: ``failed retry`` leaves them alone (--force to
+    requeue), and a worker decodes them again and fails them again, never calling the job."""
+    from mqttq.testing import WorkerEnv
+
+    env = WorkerEnv(tmp_path, f"sqlite:///{tmp_path / 'q.db'}", lease=10)
+    env.write_config(
+        extra=f"""
+[mqtt]
+url = "{mosquitto.url}"
+client_id = "poison-retry"
+max_payload = 1000
+
+[[routes]]
+topic = "p/{{device_id}}/json"
+job = "ingest_jobs:temperature"
+
+[[routes]]
+topic = "p/{{device_id}}/text"
+job = "ingest_jobs:temperature"
+payload = "text"
+"""
+    )
+    record = tmp_path / "ran.jsonl"
+    extra_env = {"INGEST_RECORD": str(record), "PYTHONPATH": str(Path(__file__).parent)}
+    poison = [
+        ("p/a/json", b"{bad json"),
+        ("p/b/text", b"\xff\xfe"),
+        ("p/c/json", b'"' + b"x" * 2000 + b'"'),  # valid JSON, but over max_payload
+    ]
+    with env.start("listen", **extra_env) as listener:
+        log = listener.log_path  # type: ignore[attr-defined]
+        await eventually(lambda: "listening: " in log.read_text(), timeout=30, what="listen")
+        async with MqttTransport(MqttConfig(url=mosquitto.url, client_id="poison-pub")) as pub:
+            for topic, payload in poison:
+                await pub.publish(topic, payload)
+        await eventually(lambda: len(env.json("failed", "list")) == 3, timeout=30, what="poison")
+        listener.terminate()
+        assert listener.wait(30) == 0
+    entries = {e["id"]: e for e in env.json("failed", "list")}
+    assert {e["kind"] for e in entries.values()} == {"poison"}
+    shown = env.json("failed", "show", next(iter(entries)))
+    assert shown["kwargs"]["message"]["$message"]["undecoded"] in ("json", "text")
+
+    skipped = env.run("failed", "retry", "--all", "--json", **extra_env)
+    assert skipped.returncode == 0, skipped.stderr
+    assert json.loads(skipped.stdout)["requeued"] == 0
+    assert "3 poison messages" in skipped.stderr
+    refused = env.run("failed", "retry", *entries, **extra_env)
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1
+    assert "--force" in refused.stderr
+
+    forced = env.run("failed", "retry", "--all", "--force", "--json", **extra_env)
+    assert json.loads(forced.stdout)["requeued"] == 3
+    worked = env.run("worker", "--burst", **extra_env)
+    assert worked.returncode == 0, worked.stderr
+    again = {e["id"]: e for e in env.json("failed", "list")}
+    assert set(again) == set(entries)  # every one failed again...
+    assert all(e["attempts"] == 1 for e in again.values())  # ...at once, without retries
+    assert "bad JSON on json route" in again[_by_topic(entries, "p/a/json")]["error"]
+    assert "not UTF-8" in again[_by_topic(entries, "p/b/text")]["error"]
+    assert "only its first 1024 bytes" in again[_by_topic(entries, "p/c/json")]["error"]
+    assert not record.exists(), "a poison message was handed to the job as if it were decoded"
+
+
+def _by_topic(entries: dict[str, dict[str, object]], topic: str) -> str:
+    return next(i for i, e in entries.items() if f"(topic {topic})" in str(e["error"]))

@@ -97,3 +97,46 @@ def test_missing_and_malformed_files_are_config_errors(tmp_path: Path) -> None:
     bad.write_text("[worker\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, env={})
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems(
+        {
+            "worker": {"concurrency": "x", "lease": -1, "bogus": 1},
+            "mqtt": {"keepalive": "a", "nope": 2},
+            "routes": [{"topic": "a", "job": "b", "qos": 5, "zz": 1}, {"topic": "b"}],
+            "extra": {},
+        }
+    )
+    assert {p for p, _ in found} == {
+        "worker.concurrency",
+        "worker.lease",
+        "worker",
+        "mqtt.keepalive",
+        "mqtt",
+        "routes[0].qos",
+        "routes[0]",
+        "routes[1].job",
+        "(top level)",
+    }
+
+
+def test_a_bad_environment_value_is_blamed_on_its_variable(tmp_path: Path) -> None:
+    path = tmp_path / "mqttq.toml"
+    path.write_text("[worker]\nlease = 10\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"MQTTQ_WORKER_CONCURRENCY": "many"})
+    message = str(info.value)
+    assert "worker.concurrency: expected int" in message
+    assert "(from MQTTQ_WORKER_CONCURRENCY)" in message
+    assert str(path) not in message  # the file is fine
+
+
+def test_the_template_holds_every_key() -> None:
+    from mqttq.config import iter_keys
+
+    text = template()
+    for info in iter_keys():
+        name = info.path.rsplit(".", 1)[1]
+        assert f"\n{name} = " in text or f"\n# {name} = " in text, info.path
+        assert info.doc, f"{info.path} has no description"

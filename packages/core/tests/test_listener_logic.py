@@ -144,3 +144,33 @@ async def test_a_message_with_sync_and_async_routes_is_acked_after_both() -> Non
     listener.stop()
     await asyncio.wait_for(task, 5)
     await app.aclose()
+
+
+async def test_a_failing_sync_lane_stops_the_listener_with_its_error() -> None:
+    """Anything but an unavailable backend that breaks the sync lane stops the listener, which
+    raises it; the message stays unacked for the broker to deliver again."""
+    app = App(
+        structure(
+            {
+                "queue": {"url": f"memory://listener-{uuid.uuid4().hex}"},
+                "routes": [{"topic": "s/{device_id}/t", "job": "sync-job", "mode": "sync"}],
+            }
+        )
+    )
+    app.job(lambda **kw: None, name="sync-job")
+    await app.open()
+
+    class BrokenExecutor:
+        async def run_inline(self, job: Envelope) -> bool:
+            raise RuntimeError("executor bug")
+
+    transport = FakeTransport()
+    listener = Listener(app, transport=transport, executor=BrokenExecutor())  # type: ignore[arg-type]
+    task = asyncio.create_task(listener.run())
+    await wait(listener.running.is_set)
+    transport.feed(b"1")
+    with pytest.raises(RuntimeError, match="executor bug"):
+        await asyncio.wait_for(task, 10)
+    assert transport.acked == []
+    assert transport.closed
+    await app.aclose()

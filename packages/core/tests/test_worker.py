@@ -337,3 +337,49 @@ async def test_process_runner_timeout_kills_the_job(app: mqttq.App, tmp_path: An
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+SCRIPT = """
+import asyncio, sys
+import mqttq
+from mqttq.config import structure
+from mqttq.worker import Worker
+
+app = mqttq.App(structure({"queue": {"url": "memory://"}, "worker": {"runner": "process"}}))
+
+@app.job
+def here() -> None: ...
+
+try:
+    asyncio.run(Worker(app, burst=True, install_signals=False).run())
+except mqttq.ConfigError as exc:
+    print(exc)
+    sys.exit(2)
+"""
+
+
+def test_process_runner_refuses_a_job_of_the_main_script_at_start_up(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "app.py"
+    script.write_text(SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert "job __main__:here is defined in the __main__ script" in result.stdout
+    assert "move it to a module of its own" in result.stdout
+
+
+def test_process_runner_refuses_nested_functions_and_lambdas() -> None:
+    from mqttq.jobs import make_spec
+    from mqttq.worker.process import ProcessJobRunner
+
+    def nested() -> None: ...
+
+    with pytest.raises(mqttq.ConfigError, match="inside a function"):
+        ProcessJobRunner.check_job(make_spec(nested))
+    with pytest.raises(mqttq.ConfigError, match="inside a function"):
+        ProcessJobRunner.check_job(make_spec(lambda: None, name="anon"))
+    ProcessJobRunner.check_job(make_spec(mqttq.job))  # a module-level function is fine

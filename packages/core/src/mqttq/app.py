@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from mqttq.config import Config, load_config
 from mqttq.errors import ConfigError, MqttqError
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
     from mqttq.catalog import Catalog
 
 log = logging.getLogger(__name__)
+
+
+def redact(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for logs and messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 def url_scheme(url: str, key: str) -> str:

@@ -18,6 +18,9 @@ from mqttq.models import ENVELOPE_VERSION, Envelope
 
 T = TypeVar("T")
 
+#: how errors name what could not be decoded
+_NAMES: dict[type, str] = {Envelope: "job envelope"}
+
 _BYTES_TAG = "$bytes"
 _BYTES_MARKER = b'"$bytes"'
 
@@ -62,17 +65,23 @@ def loads(data: bytes | str, cls: type[T]) -> T:
         if (_BYTES_MARKER in data) if isinstance(data, bytes) else (_BYTES_TAG in data):
             raw = _untag(raw)
         return converter.structure(raw, cls)
-    except (orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError, ValueError) as exc:
-        raise PayloadError(f"cannot decode {cls.__name__}: {exc}") from exc
+    except (
+        orjson.JSONDecodeError,
+        cattrs.BaseValidationError,
+        TypeError,
+        ValueError,
+        RecursionError,  # nested deeper than Python will walk
+    ) as exc:
+        raise PayloadError(f"cannot decode {_NAMES.get(cls, cls.__name__)}: {exc}") from exc
 
 
 def decode_value(data: bytes) -> Any:
     """Plain JSON made by :func:`dumps` back into Python values, ``bytes`` restored."""
     try:
         raw = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+        return _untag(raw) if _BYTES_MARKER in data else raw
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:
         raise PayloadError(f"invalid JSON: {exc}") from exc
-    return _untag(raw) if _BYTES_MARKER in data else raw
 
 
 def encode_job(job: Envelope) -> bytes:

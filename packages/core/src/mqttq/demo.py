@@ -42,6 +42,8 @@ log = logging.getLogger("mqttq.demo")
 
 #: a stalled demo (no progress for this long) gives up instead of hanging
 STALL_TIMEOUT = 60.0
+#: how long the demo waits for the broker before it gives up
+CONNECT_TIMEOUT = 10.0
 #: every FAULT_EVERY-th reading of the last device reports a sensor fault (a failing job)
 FAULT_EVERY = 10
 
@@ -96,7 +98,13 @@ def _free_port() -> int:
 @contextlib.asynccontextmanager
 async def embedded_broker() -> AsyncIterator[str]:
     """An amqtt broker on a free local port, for the duration of the block."""
-    from amqtt.broker import Broker  # type: ignore[import-untyped]
+    try:
+        from amqtt.broker import Broker  # type: ignore[import-untyped]
+    except ImportError:
+        raise MqttqError(
+            "the demo's embedded MQTT broker needs amqtt: pip install 'mqttq[demo]' "
+            "(or give a broker of your own with --broker mqtt://host:1883)"
+        ) from None
 
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -147,6 +155,15 @@ async def simulate_devices(
                 await asyncio.sleep(delay)  # pacing, not synchronisation
 
 
+def _connecting(url: str, since: float) -> Text:
+    waited = time.monotonic() - since
+    return Text.assemble(
+        ("mqttq demo", "bold"),
+        f"  connecting to the MQTT broker at {url} ... {waited:.0f}s ",
+        (f"(giving up after {CONNECT_TIMEOUT:g}s; Ctrl-C to stop)", "dim"),
+    )
+
+
 def _view(
     opts: DemoOptions,
     url: str | None,
@@ -194,8 +211,15 @@ async def _demo(opts: DemoOptions, console: Console) -> int:
     with tempfile.TemporaryDirectory(prefix="mqttq-demo-") as tmp:
         db = opts.db or Path(tmp) / "demo.db"
         queue_url = f"sqlite:///{db}"
+        if opts.db is None and not _has_sqlite():
+            queue_url = "memory://demo"
+            console.print(
+                "[yellow]mqttq-sqlite is not installed: the demo keeps its queue in memory "
+                "(pip install 'mqttq[demo]' for the durable SQLite queue)[/yellow]"
+            )
         async with contextlib.AsyncExitStack() as stack:
             url = opts.broker or await stack.enter_async_context(embedded_broker())
+            assert url is not None
             prefix = f"mqttq-demo/{uuid.uuid4().hex[:8]}"
             config = structure(
                 {
@@ -237,13 +261,20 @@ async def _demo(opts: DemoOptions, console: Console) -> int:
                     return _view(opts, url, not opts.broker, queue_url, counters, listener)
 
                 try:
-                    deadline = time.monotonic() + STALL_TIMEOUT
-                    while not listener.running.is_set() and not stop.is_set():
+                    since = time.monotonic()
+                    while not listener.running.is_set():
+                        if stop.is_set():
+                            return 130  # interrupted before anything started
                         if service.done():
                             service.result()  # raises the start-up error
-                        if time.monotonic() > deadline:
-                            raise MqttqError(f"cannot connect to the MQTT broker at {url}")
-                        await asyncio.sleep(0.05)
+                        if time.monotonic() - since > CONNECT_TIMEOUT:
+                            raise MqttqError(
+                                f"cannot connect to the MQTT broker at {url} within "
+                                f"{CONNECT_TIMEOUT:g}s: is it running? (leave out --broker to "
+                                "use the embedded one)"
+                            )
+                        live.update(_connecting(url, since))
+                        await asyncio.sleep(0.1)  # the view's refresh
                     devices = asyncio.create_task(
                         simulate_devices(app, prefix, opts, counters, stop)
                     )
@@ -269,9 +300,11 @@ async def _demo(opts: DemoOptions, console: Console) -> int:
                     stop.set()
                     listener.stop()
                     if devices is not None:
+                        devices.cancel()
                         await asyncio.gather(devices, return_exceptions=True)
                     await asyncio.gather(service, return_exceptions=True)
-                    live.update(render())
+                    if listener.running.is_set() or listener.stats.received:
+                        live.update(render())
             elapsed = time.monotonic() - started
             _summary(console, opts, counters, listener, elapsed, queue_url)
     return result
@@ -307,6 +340,14 @@ def _summary(
         )
     else:
         console.print("  the queue was a temporary SQLite file (keep one with --db demo.db)")
+
+
+def _has_sqlite() -> bool:
+    try:
+        make_plugin_manager().catalog("queue_drivers").load("sqlite")
+    except MqttqError:
+        return False
+    return True
 
 
 def run_demo(opts: DemoOptions, console: Console | None = None) -> int:

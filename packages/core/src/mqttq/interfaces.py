@@ -288,7 +288,8 @@ class Subscription:
 
     ``retain_handling`` is MQTT 5's subscription option: 0 = the broker sends retained messages
     at every SUBSCRIBE, 1 = only when the subscription is new (not already in the session),
-    2 = never. Over MQTT 3.1.1 the broker always sends them; the listener then filters.
+    2 = never. MQTT 3.1.1 has no such option: the broker sends them at every SUBSCRIBE, and the
+    listener filters by the route's policy.
     """
 
     topic: str
@@ -332,13 +333,14 @@ class Transport(abc.ABC):
 
     * **Connection**: after the first connect, a lost connection is re-established forever with
       exponential backoff and jitter (``mqtt.reconnect_min`` doubling up to ``reconnect_max``),
-      and every subscription is made again before messages flow.
+      and every subscription is made again before messages flow (over MQTT 3.1.1, only those
+      the kept session lacks: a 3.1.1 SUBSCRIBE of a filter it holds resends retained messages).
     * **Session**: a stable client id and a persistent session (``session_expiry``), so the broker
       keeps subscriptions and unacknowledged messages while the client is away.
-    * **Manual acknowledgement**: the PUBACK (QoS 1) or PUBCOMP (QoS 2) of a delivery is sent only
-      when :meth:`ack` is called with it, so a message is never acknowledged before its owner made
-      it safe. Acks of deliveries from an earlier connection are dropped: the broker redelivers
-      those messages instead.
+    * **Manual acknowledgement**: the PUBACK (QoS 1) or PUBREC (QoS 2: the broker hands the
+      message over at PUBREC) of a delivery is sent only when :meth:`ack` is called with it, so a
+      message is never acknowledged before its owner made it safe. Acks of deliveries from an
+      earlier connection are dropped: the broker redelivers those messages instead.
     * **Backpressure**: at most ``mqtt.inflight`` deliveries are out (received and not acked); at
       that limit the transport stops reading from the network until acks free room (except
       while it waits for the broker's answer to its own SUBSCRIBE or PUBLISH).

@@ -323,8 +323,10 @@ class Listener:
         lane, self._lane = self._lane, None
         if lane is None:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._inline.join(), self.app.config.worker.shutdown_grace)
+        if not lane.done():  # a failed lane finishes nothing more
+            with contextlib.suppress(TimeoutError):
+                grace = self.app.config.worker.shutdown_grace
+                await asyncio.wait_for(self._inline.join(), grace)
         lane.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await lane

@@ -67,14 +67,14 @@ class Outage:
 
     def failed(self, exc: BaseException, retry_in: float | None = None) -> None:
         self.failures += 1
-        again = "" if retry_in is None else f", retrying in {retry_in:.1f}s"
+        again = "" if retry_in is None else f" in {retry_in:.1f}s"
         reason = self.describe(exc)
         if self.since is None:
             self.since = time.monotonic()
-            self.log.warning("%s: %s%s (further retries are logged at debug level)",
+            self.log.warning("%s: %s — retrying%s (further retries are logged at debug level)",
                              self.what, reason, again)  # fmt: skip
         else:
-            self.log.debug("%s, still: %s%s", self.what, reason, again)
+            self.log.debug("%s, still: %s — retrying%s", self.what, reason, again)
 
     def recovered(self) -> None:
         if self.since is None:

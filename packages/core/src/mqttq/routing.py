@@ -297,13 +297,14 @@ class Router:
 
 def message_id(delivery: Delivery) -> str:
     """A stable id for a message: the publisher's ``message_id`` user property when present,
-    else a digest of topic, packet id and payload (identical on a redelivery of the message)."""
+    else a digest of topic, packet id and payload (identical on a redelivery of the message; a
+    retained message is the same message whatever packet id brings it: topic and payload)."""
     for key, value in delivery.properties.get("user_property", ()):
         if key in _MESSAGE_ID_PROPS:
             return str(value)
     digest = hashlib.blake2b(digest_size=12)
     digest.update(delivery.topic.encode())
-    digest.update(delivery.mid.to_bytes(2, "big"))
+    digest.update(b"retained" if delivery.retain else delivery.mid.to_bytes(2, "big"))
     digest.update(delivery.payload)
     return digest.hexdigest()
 

@@ -2,11 +2,13 @@
 
 **Prefetch.** A claim may take more jobs than there are free slots: up to ``worker.prefetch``
 more, held in order and started the moment a slot frees, so that short jobs are not bound by
-one claim round trip per handful of jobs. How many it takes ahead adapts to how long jobs run:
-never more than the worker would start within :data:`PREFETCH_HORIZON` seconds at its current
-pace (an average of recent job durations). Slow jobs therefore get no prefetch at all and stay
-available to idle workers elsewhere; no-op jobs get the whole ``worker.prefetch``. Held jobs are
-leased like running ones (their leases are renewed) and are released at once on a stop.
+one claim round trip per handful of jobs. How many it takes ahead follows the pace the worker
+has shown: never more than it finished in the last :data:`PREFETCH_HORIZON` seconds (measured
+over the last second). A fresh worker, or one running slow jobs, therefore holds none and leaves
+the jobs to idle workers elsewhere; a worker going through no-op jobs holds the whole
+``worker.prefetch``. Should jobs turn slow, a job held longer than :data:`HOLD_MAX` is given back
+(beyond one per slot). Held jobs are leased like running ones (their leases are renewed) and
+released at once on a stop.
 
 **Supervision.** The acker and the heartbeat run as background tasks. A lost backend
 (``DriverUnavailable``) is retried with backoff and logged once per outage; any other error in
@@ -30,7 +32,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from mqttq.app import App
+from mqttq.app import App, redact
 from mqttq.errors import ConfigError
 from mqttq.interfaces import Capability, require
 from mqttq.models import Envelope, JobEvent, WorkerInfo
@@ -44,10 +46,12 @@ T = TypeVar("T")
 CLAIM_WAIT = 1.0
 #: retries while the queue backend is unreachable
 UNAVAILABLE = RetryPolicy(first=0.1, max=5.0)
-#: jobs held ahead are at most what the worker starts within this many seconds
+#: jobs held ahead are at most what the worker finished within this many seconds
 PREFETCH_HORIZON = 0.1
-#: weight of the newest job duration in the running average
-_EWMA = 0.2
+#: the pace is measured over this many seconds
+PACE_WINDOW = 1.0
+#: a job held (claimed, not started) longer than this is given back, beyond one per slot
+HOLD_MAX = 1.0
 #: how often the heartbeat publishes this worker's counts (leases are renewed every lease/3)
 INFO_EVERY = 2.0
 #: how long a stopping worker keeps trying to flush acks while the backend is down
@@ -92,7 +96,7 @@ class Worker:
         self.started_at = time.time()
         self.executor: Executor | None = None
         self._running: dict[str, tuple[Envelope, asyncio.Task[bool]]] = {}
-        self._held: collections.deque[Envelope] = collections.deque()
+        self._held: collections.deque[tuple[Envelope, float]] = collections.deque()
         self._slot_free = asyncio.Event()
         self._stopping = asyncio.Event()
         self._stop_now = False
@@ -102,8 +106,10 @@ class Worker:
         self._closing = False
         self._cancelled: list[Envelope] = []
         self._background: list[asyncio.Task[None]] = []
-        self._avg_duration: float | None = None
-        self._started_at: dict[str, float] = {}
+        #: when recent jobs finished (monotonic), for the pace that bounds prefetch
+        self._finishes: collections.deque[float] = collections.deque(
+            maxlen=int(self.prefetch * PACE_WINDOW / PREFETCH_HORIZON) + 1
+        )
         #: the error that stopped the worker, if one did
         self.failure: BaseException | None = None
         self._outage = Outage("queue unavailable", log)
@@ -168,7 +174,7 @@ class Worker:
             log.info(
                 "worker %s: %s, queues %s, concurrency %d, prefetch up to %d, runner %s",
                 self.id,
-                getattr(self.app.driver, "url", self.app.config.queue.url),
+                redact(self.app.config.queue.url),
                 ", ".join(self.queues),
                 self.concurrency,
                 self.prefetch,
@@ -203,12 +209,15 @@ class Worker:
     # -- claiming ---------------------------------------------------------------------------------
 
     def _ahead(self) -> int:
-        """How many jobs to hold beyond the free slots: what starts within the horizon."""
-        avg = self._avg_duration
-        if not self.prefetch or avg is None:
+        """How many jobs to hold beyond the free slots: what the worker finished lately
+        within the horizon."""
+        finishes = self._finishes
+        if not self.prefetch or not finishes:
             return 0
-        pace = self.concurrency / max(avg, 1e-6)  # jobs started per second when all slots run
-        return min(self.prefetch, int(pace * PREFETCH_HORIZON))
+        since = time.monotonic() - PACE_WINDOW
+        while finishes and finishes[0] < since:
+            finishes.popleft()
+        return min(self.prefetch, int(len(finishes) * PREFETCH_HORIZON / PACE_WINDOW))
 
     def _want(self) -> int:
         want = self.concurrency + self._ahead() - len(self._running) - len(self._held)
@@ -244,7 +253,8 @@ class Worker:
                 await self._retrying(functools.partial(self.app.driver.release, ids(jobs)))
                 break
             self._claimed += len(jobs)
-            self._held.extend(jobs)
+            now = time.monotonic()
+            self._held.extend((job, now) for job in jobs)
             self._start_held()
             if not jobs and self.burst:
                 if not self._running:
@@ -256,17 +266,24 @@ class Worker:
         executor = self.executor
         assert executor is not None
         while self._held and len(self._running) < self.concurrency and not self._stopping.is_set():
-            job = self._held.popleft()
+            job, _ = self._held.popleft()
             task = asyncio.create_task(executor.execute(job), name=f"mqttq-job-{job.id}")
             self._running[job.id] = (job, task)
-            self._started_at[job.id] = time.monotonic()
             task.add_done_callback(functools.partial(self._finished, job.id))
+
+    async def _give_back_stale(self) -> None:
+        """Jobs turned slow: release held jobs beyond one per slot that waited too long."""
+        held = self._held
+        if len(held) <= self.concurrency or time.monotonic() - held[0][1] < HOLD_MAX:
+            return
+        stale = [held.pop()[0] for _ in range(len(held) - self.concurrency)]
+        log.info("giving back %d held job(s): jobs run slower than prefetch expected", len(stale))
+        await self._retrying(functools.partial(self.app.driver.release, ids(stale)), stop=False)
+        self._claimed -= len(stale)
 
     def _finished(self, job_id: str, task: asyncio.Task[bool]) -> None:
         job, _ = self._running.pop(job_id)
-        duration = time.monotonic() - self._started_at.pop(job_id)
-        avg = self._avg_duration
-        self._avg_duration = duration if avg is None else avg + _EWMA * (duration - avg)
+        self._finishes.append(time.monotonic())
         self._start_held()
         self._slot_free.set()
         if task.cancelled():  # stopped at once: handed back in _drain
@@ -281,7 +298,7 @@ class Worker:
     async def _drain(self) -> None:
         """Stop: give held jobs back at once, wait up to ``shutdown_grace`` for running jobs
         (none after a second signal or a failure), release what is left."""
-        held, self._held = list(self._held), collections.deque()
+        held, self._held = [job for job, _ in self._held], collections.deque()
         if self._running and not self._stop_now:
             log.info(
                 "waiting up to %gs for %d running job(s)", self.shutdown_grace, len(self._running)
@@ -367,11 +384,12 @@ class Worker:
         while True:
             now = time.monotonic()
             if now - renewed >= self.lease / 3 - interval / 2:
-                held = [*self._running, *(job.id for job in self._held)]
+                held = [*self._running, *(job.id for job, _ in self._held)]
                 if held:
                     extend = functools.partial(self.app.driver.extend, held, lease=self.lease)
                     await self._retrying(extend, stop=False)
                 renewed = now
+            await self._give_back_stale()
             info = functools.partial(
                 self.app.driver.worker_heartbeat, self.info(), ttl=max(self.lease, 10.0)
             )
