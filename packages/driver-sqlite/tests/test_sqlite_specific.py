@@ -19,6 +19,7 @@ from mqttq.errors import (
     DriverError,
     DriverUnavailable,
     PayloadError,
+    QueueNotFoundError,
 )
 from mqttq.models import Envelope
 from mqttq.testing import eventually, make_job
@@ -94,6 +95,7 @@ def test_url_forms_and_options(tmp_path: Path) -> None:
         ("sqlite:///q.db", {"failed_ttl": -1}, "must be positive"),
         ("sqlite:///q.db?busy_timeout=soon", {}, "not a number"),
         ("sqlite:///q.db", {"synchronous": "off"}, "choose one of"),
+        ("sqlite:///q.db?create=maybe", {}, "use true or false"),
         ("sqlite:///q.db?journal_size_limit=-1", {}, "must not be negative"),
         ("sqlite:///q.db?journal_size_limit=big", {}, "not a whole number"),
     ],
@@ -174,6 +176,56 @@ async def test_several_instances_create_one_file_at_once(url: str) -> None:
         assert await drivers[0].size("q") == 4
     finally:
         await asyncio.gather(*(d.aclose() for d in drivers))
+
+
+@pytest.mark.parametrize("where", ["queue.db", "missing-dir/queue.db"])
+async def test_create_false_never_creates_a_database(tmp_path: Path, where: str) -> None:
+    url = f"sqlite:///{tmp_path / where}?busy_timeout=2"
+    driver = SqliteQueueDriver.from_url(url, create=False)
+    with pytest.raises(QueueNotFoundError) as info:
+        await driver.open()
+    message = str(info.value)
+    assert message == (
+        f"no SQLite queue database at {tmp_path / where}: nothing has been queued there yet "
+        f"(queue.url = sqlite:///{tmp_path / where})"
+    )
+    assert isinstance(info.value, DriverError)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [], "open() created files"
+    with pytest.raises(DriverError, match="not open"):
+        await driver.stats()
+
+
+async def test_create_false_opens_an_existing_database(db: Path, url: str) -> None:
+    async with SqliteQueueDriver.from_url(url) as d:
+        first = make_job("q")
+        await d.push([first])
+    assert not Path(f"{db}-wal").exists()  # the last connection to close removed it
+    async with SqliteQueueDriver.from_url(f"{url}?create=false") as d:
+        assert d.options.create is False
+        assert await d.size("q") == 1
+        second = make_job("q")
+        await d.push([second])
+        claimed = await d.claim(["q"], 5, lease=30)
+        assert [j.id for j in claimed] == [first.id, second.id]
+        await d.ack([j.id for j in claimed])
+        assert (await d.stats())["q"].ready == 0
+
+
+async def test_create_false_on_a_directory_is_not_a_missing_queue(tmp_path: Path) -> None:
+    (tmp_path / "is-a-dir").mkdir()
+    driver = SqliteQueueDriver.from_url(f"sqlite:///{tmp_path / 'is-a-dir'}", create=False)
+    with pytest.raises(DriverError, match="cannot open SQLite database") as info:
+        await driver.open()
+    assert not isinstance(info.value, QueueNotFoundError)
+
+
+async def test_a_path_with_uri_characters_is_the_file_it_names(tmp_path: Path) -> None:
+    odd = tmp_path / "a dir%20?#x"
+    odd.mkdir()
+    async with SqliteQueueDriver(odd / "q?.db") as d:
+        await d.push([make_job("q")])
+    assert _sql(odd / "q?.db", "SELECT count(*) FROM mqttq_jobs") == [(1,)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a dir%20?#x"]
 
 
 async def test_corrupt_file_is_a_clear_driver_error(db: Path, url: str) -> None:

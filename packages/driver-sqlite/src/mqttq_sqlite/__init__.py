@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from mqttq_sqlite.errors import SchemaVersionError, SqliteQueueError, SqliteQueueUnavailable
+from mqttq_sqlite.errors import (
+    SchemaVersionError,
+    SqliteQueueError,
+    SqliteQueueNotFound,
+    SqliteQueueUnavailable,
+)
 
-__all__ = ["SchemaVersionError", "SqliteQueueDriver", "SqliteQueueError", "SqliteQueueUnavailable"]
+__all__ = [
+    "SchemaVersionError",
+    "SqliteQueueDriver",
+    "SqliteQueueError",
+    "SqliteQueueNotFound",
+    "SqliteQueueUnavailable",
+]
 
 
 def __getattr__(name: str) -> object:

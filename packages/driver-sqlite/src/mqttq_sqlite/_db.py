@@ -14,8 +14,10 @@ one starts with that checkpoint.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from mqttq.plugin import RetryPolicy, retry_sync
@@ -24,6 +26,7 @@ from mqttq_sqlite._options import SqliteOptions
 from mqttq_sqlite.errors import (
     SQLITE_FULL,
     SqliteQueueError,
+    SqliteQueueNotFound,
     SqliteQueueUnavailable,
     is_busy,
     result_code,
@@ -73,17 +76,26 @@ class Database:
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
+        path = self.opts.path
+        # mode=rw: SQLite itself refuses to create a missing file (no check-then-create race)
+        uri = Path(os.path.abspath(path)).as_uri() + ("" if self.opts.create else "?mode=rw")
         try:
             # timeout=0: busy waits are ours (see the module docstring)
             return sqlite3.connect(
-                self.opts.path,
+                uri,
+                uri=True,
                 timeout=0,
                 isolation_level=None,
                 check_same_thread=False,
                 cached_statements=256,
             )
         except sqlite3.Error as exc:
-            raise translate(exc, self.opts.path) from None
+            if not self.opts.create and not os.path.lexists(path):
+                raise SqliteQueueNotFound(
+                    f"no SQLite queue database at {os.path.abspath(path)}: nothing has been "
+                    f"queued there yet (queue.url = sqlite:///{path})"
+                ) from None
+            raise translate(exc, path) from None
 
     def open(self) -> None:
         self._conn = self._connect()

@@ -33,6 +33,8 @@ class SqliteOptions:
     wal_autocheckpoint: int = 1000
     #: bytes the WAL file is cut back to after a checkpoint; ``None``: ``wal_autocheckpoint`` pages
     journal_size_limit: int | None = None
+    #: ``False`` (commands that only look): never create the database, ``QueueNotFoundError``
+    create: bool = True
 
 
 def _positive(kind: Callable[[Any], Any]) -> Callable[[str, Any], Any]:
@@ -60,6 +62,18 @@ def _size(name: str, value: Any) -> int | None:
     return out
 
 
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    out = _FLAGS.get(str(value).lower())
+    if out is None:
+        raise ConfigError(f"sqlite option {name}={value!r}: use true or false")
+    return out
+
+
 def _synchronous(name: str, value: Any) -> str:
     out = str(value).lower()
     if out not in SYNCHRONOUS:
@@ -76,6 +90,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "cache_mb": _positive(int),
     "wal_autocheckpoint": _positive(int),
     "journal_size_limit": _size,
+    "create": _flag,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mqttq.errors import QueueNotFoundError
 from mqttq.plugin import DriverError, DriverUnavailable
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ class SqliteQueueError(DriverError):
 
 class SqliteQueueUnavailable(SqliteQueueError, DriverUnavailable):
     """The database cannot be used right now (locked for too long, I/O error, disk full)."""
+
+
+class SqliteQueueNotFound(SqliteQueueError, QueueNotFoundError):
+    """``create=False`` and there is no database file yet."""
 
 
 class SchemaVersionError(SqliteQueueError):
