@@ -29,6 +29,7 @@ from mqttq.errors import (
     NotConnectedError,
     NotSupportedError,
     PayloadError,
+    QueueNotFoundError,
     TransportError,
 )
 from mqttq.hookspecs import hookimpl
@@ -77,6 +78,7 @@ __all__ = [
     "Outage",
     "PayloadError",
     "QueueDriver",
+    "QueueNotFoundError",
     "QueueStats",
     "Register",
     "RetryPolicy",
