@@ -18,8 +18,8 @@ Figures:
 (c) **Memory**: RSS of a ``mqttq listen`` process while 100,000 messages pass through it into
     SQLite (sampled every 0.5 s); flat means the first and last quarter differ by little.
 
-flowerpower-mqtt is not run here (it needs RQ and Redis); its figure, ~1,200 msg/s enqueued into
-RQ on the reference machine, is the issue's and is quoted as a reference only.
+flowerpower-mqtt is not run here (it needs RQ and Redis); its published figure, ~1,200 msg/s
+enqueued into RQ, is quoted as a reference only.
 
 This module is also the job module of the ``mqttq run`` processes it starts
 (``bench_ingest:ingest_job``): its top level imports the standard library only.
@@ -64,7 +64,7 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 INGEST = "mqttq listen (sqlite): publish -> queued"
 PUBLISHER = "publisher"
-FLOWERPOWER_REFERENCE = 1200.0  # msg/s, the figure for flowerpower-mqtt into RQ
+FLOWERPOWER_REFERENCE = 1200.0  # msg/s, flowerpower-mqtt's published figure into RQ
 TOPIC = "bench/{device}/reading"
 
 # -- the job (runs inside `mqttq run`) ------------------------------------------------------------

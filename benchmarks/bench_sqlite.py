@@ -778,7 +778,7 @@ class Bench:
 
 
 def _judge(m: dict[str, c.Metric]) -> None:
-    """Set ``met`` for the four goals of issue 2 (None: not measured)."""
+    """Set ``met`` for the four goals (None: not measured)."""
 
     def check(key: str, value: float | None, ok: Callable[[float], bool]) -> None:
         m[key].met = None if value is None else ok(value)
