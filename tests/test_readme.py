@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
@@ -45,3 +46,38 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     command = readme_command("Run the tests")
     ci = (ROOT / ".ci" / "run").read_text()
     assert command.split("&&")[-1].strip() in ci.splitlines()
+
+
+def test_readme_use_it_section_runs_as_written(tmp_path: Path) -> None:
+    """The configuration, the job module and the script of "Use it", written to the files they
+    name, then the script and a burst worker: every job it queued runs."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Use it", 1)[1].split("\n## ", 1)[0]
+    toml = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert toml, "no ```toml block in Use it"
+    (tmp_path / "mqttq.toml").write_text(toml[1])
+    scripts = re.findall(r"```python\n# (\S+)\n(.*?)```", section, re.S)
+    assert [name for name, _ in scripts] == ["myapp/jobs.py", "enqueue.py"]
+    for name, body in scripts:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(body)
+    (tmp_path / "myapp" / "__init__.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTQ_")}
+    env["PYTHONPATH"] = str(tmp_path)
+    python = Path(sys.executable)
+    ran = subprocess.run(
+        [python, "enqueue.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0, ran.stderr
+    worker = subprocess.run(
+        [python.with_name("mqttq"), "worker", "--burst"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert sorted(worker.stdout.split()) == sorted(
+        ["sending", "to", "a@b.c", "sending", "to", "e@f.g", "sending", "to", "h@i.j"]
+    )  # the job delayed by 30 s is still waiting
