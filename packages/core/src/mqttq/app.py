@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mqttq.config import Config, load_config
 from mqttq.errors import ConfigError, MqttqError
-from mqttq.interfaces import JobRunner, QueueDriver, Transport
+from mqttq.interfaces import JobRunner, QueueDriver, Transport, WorkerPool
 from mqttq.jobs import JobRegistry
 from mqttq.models import JobEvent
 from mqttq.plugins import PluginHost, make_plugin_manager
@@ -101,6 +101,15 @@ class App:
         cls = self._catalog("transports").load(url_scheme(self.config.mqtt.url, "mqtt.url"))
         transport: Transport = cls.from_config(self.config.mqtt, **options)
         return transport
+
+    def worker_pool_class(self) -> type[WorkerPool] | None:
+        """The worker pool registered for ``queue.url``'s scheme (push-only drivers), if any."""
+        catalog = self._catalog("worker_pools")
+        scheme = url_scheme(self.config.queue.url, "queue.url")
+        if scheme not in catalog.entries:
+            return None
+        cls: type[WorkerPool] = catalog.load(scheme)
+        return cls
 
     def runner_class(self, name: str | None = None) -> type[JobRunner]:
         cls: type[JobRunner] = self._catalog("job_runners").load(name or self.config.worker.runner)

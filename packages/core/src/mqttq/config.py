@@ -105,6 +105,11 @@ class WorkerConfig:
     """Workers: how jobs are claimed and run."""
 
     concurrency: int = key(8, "jobs run at once per worker process", validator=v.ge(1))
+    count: int = key(
+        1,
+        "worker processes `mqttq worker` runs (push-only drivers: their workers)",
+        validator=v.ge(1),
+    )
     queues: list[str] = key(
         doc="queues to claim from, in priority order",
         factory=lambda: ["default"],

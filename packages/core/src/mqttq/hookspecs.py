@@ -75,6 +75,22 @@ def mqttq_register_job_runners(register: Register) -> None:
 
 
 @hookspec
+def mqttq_register_worker_pools(register: Register) -> None:
+    """Register ``WorkerPool`` classes, keyed by the queue driver's URL scheme.
+
+    A push-only queue driver (one without ``Capability.CLAIM``, such as ``rq+redis``) runs its
+    jobs in workers of its own; ``mqttq worker`` then runs the pool registered for the scheme of
+    ``queue.url`` instead of mqttq's worker.
+
+    Example::
+
+        @hookimpl
+        def mqttq_register_worker_pools(register):
+            register("rq+redis", "mqttq_rq.pool:RqWorkerPool", aliases=("rq+rediss", "rq+unix"))
+    """
+
+
+@hookspec
 def mqttq_register_devices(register: Register) -> None:
     """Register ``DeviceAdapter`` classes, keyed by device family (``navien``).
 

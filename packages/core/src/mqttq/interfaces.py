@@ -279,6 +279,39 @@ class JobRunner(AsyncResource, abc.ABC):
         """
 
 
+class WorkerPool(abc.ABC):
+    """Runs the jobs of a push-only queue driver in worker processes of its own: what
+    ``mqttq worker`` does when ``queue.url`` names such a driver (``rq+redis://``).
+
+    Built as ``Pool(app, queues=[...], count=n, burst=..., simple=...)`` (no I/O); :meth:`run`
+    starts ``count`` workers listening to ``queues`` in priority order, supervises them
+    (restarting one that dies, with backoff) and returns the process exit code. The first
+    SIGTERM/SIGINT asks every worker to finish its current job (warm shutdown), a second one
+    stops them at once (cold); the pool installs those handlers itself. ``burst``: every worker
+    exits once the queues are empty. ``simple``: run each job in the worker process itself
+    instead of a forked child.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        queues: Sequence[str],
+        count: int = 1,
+        burst: bool = False,
+        simple: bool = False,
+    ) -> None:
+        self.app = app
+        self.queues = list(queues)
+        self.count = count
+        self.burst = burst
+        self.simple = simple
+
+    @abc.abstractmethod
+    async def run(self) -> int:
+        """Run the workers until they stop (see the class); return the exit code."""
+
+
 @attrs.frozen(kw_only=True)
 class Subscription:
     """One topic filter to subscribe to. ``share_group`` subscribes as ``$share/<group>/<topic>``

@@ -41,6 +41,7 @@ from mqttq.interfaces import (
     QueueDriver,
     Subscription,
     Transport,
+    WorkerPool,
     require,
 )
 from mqttq.models import (
@@ -87,6 +88,7 @@ __all__ = [
     "Transport",
     "TransportError",
     "WorkerInfo",
+    "WorkerPool",
     "decode_job",
     "decode_value",
     "dumps",

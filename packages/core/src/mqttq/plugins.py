@@ -43,8 +43,10 @@ _HINTS: dict[str, dict[str, str]] = {
         "unix": "mqttq-redis",
         "rq+redis": "mqttq-rq",
         "rq+rediss": "mqttq-rq",
+        "rq+unix": "mqttq-rq",
     },
     "job_runners": {"rq": "mqttq-rq"},
+    "worker_pools": {"rq+redis": "mqttq-rq", "rq+rediss": "mqttq-rq", "rq+unix": "mqttq-rq"},
     "devices": {"navien": "mqttq-navien"},
 }
 
@@ -52,6 +54,7 @@ _KINDS = {
     "transports": ("transport", "mqttq_register_transports"),
     "queue_drivers": ("queue driver", "mqttq_register_queue_drivers"),
     "job_runners": ("job runner", "mqttq_register_job_runners"),
+    "worker_pools": ("worker pool", "mqttq_register_worker_pools"),
     "devices": ("device", "mqttq_register_devices"),
 }
 

@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from mqttq.cli._common import get_state
+from mqttq.cli._common import CliError, get_state
 
 
 def register(app: typer.Typer) -> None:
@@ -44,15 +44,48 @@ def worker(
         help="Job runner: asyncio, process... (default: worker.runner).",
         metavar="NAME",
     ),
+    count: int | None = typer.Option(
+        None,
+        "--count",
+        "-n",
+        min=1,
+        metavar="N",
+        help="Worker processes to run and supervise (default: worker.count).",
+    ),
+    simple: bool = typer.Option(
+        False,
+        "--simple",
+        help="Run each job in the worker process itself, never in a forked child (the "
+        "default for mqttq's own workers; RQ's SimpleWorker for rq+redis queues).",
+    ),
 ) -> None:
-    """Run jobs from the queue. SIGTERM/SIGINT stop it gracefully; a second one stops it now."""
+    """Run jobs from the queue. SIGTERM/SIGINT stop it gracefully; a second one stops it now.
+
+    With a push-only queue (rq+redis://) this runs that driver's own workers.
+    """
     from mqttq.worker import Worker  # the worker's imports are only paid by this command
 
     state = get_state(ctx)
     if state.owns_logging and not state.debug:
         logging.getLogger("mqttq").setLevel(logging.INFO)
+    app = state.app()
+    pool = app.worker_pool_class()
+    if pool is not None:
+        the_pool = pool(
+            app,
+            queues=queues or app.config.worker.queues,
+            count=count or app.config.worker.count,
+            burst=burst,
+            simple=simple,
+        )
+        raise typer.Exit(asyncio.run(the_pool.run()))
+    if (count or app.config.worker.count) > 1:
+        raise CliError(
+            "--count above 1 (worker.count) is for queues whose driver runs its own workers; "
+            "start several `mqttq worker` processes (or one unit per process) instead"
+        )
     the_worker = Worker(
-        state.app(),
+        app,
         queues=queues or None,
         concurrency=concurrency,
         burst=burst,
