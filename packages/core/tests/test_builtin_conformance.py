@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+import attrs
 import pytest
 import pytest_asyncio
 
@@ -103,6 +104,53 @@ class _PartialPush(MemoryQueueDriver):
         return out
 
 
+class _OverwritesLiveIds(MemoryQueueDriver):
+    """Upserts: a pushed id that is already live replaces that job."""
+
+    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
+        for job in jobs:
+            self._forget(job.id)
+        return await super().push(jobs)
+
+
+class _Alphabetical(MemoryQueueDriver):
+    """Visits the queues by name, not in the order given."""
+
+    async def claim(
+        self, queues: Sequence[str], n: int, *, lease: float, wait: float = 0.0
+    ) -> list[Envelope]:
+        return await super().claim(sorted(queues), n, lease=lease, wait=wait)
+
+
+class _ExtendKeepsTheLater(MemoryQueueDriver):
+    """Never moves a lease deadline earlier."""
+
+    async def extend(self, ids: Sequence[str], *, lease: float) -> None:
+        before = {i: self._s.reserved[i] for i in ids if i in self._s.reserved}
+        await super().extend(ids, lease=lease)
+        for job_id, deadline in before.items():
+            self._s.reserved[job_id] = max(deadline, self._s.reserved[job_id])
+
+
+class _FailedAtEnqueue(MemoryQueueDriver):
+    """Stamps failed_at with the job's enqueue time."""
+
+    async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
+        await super().fail(job, error=error, traceback=traceback)
+        entry = self._s.failed[job.id]
+        self._s.failed[job.id] = attrs.evolve(entry, failed_at=job.enqueued_at)
+
+
+class _ReleaseToBack(MemoryQueueDriver):
+    """Puts released jobs behind the others."""
+
+    async def release(self, ids: Sequence[str]) -> None:
+        held = [i for i in ids if i in self._s.reserved]
+        await super().release(ids)
+        for job_id in held:
+            self._wait(self._s.jobs[job_id])  # a new, last place in line
+
+
 @pytest.mark.parametrize(
     ("broken", "test_name"),
     [
@@ -111,6 +159,11 @@ class _PartialPush(MemoryQueueDriver):
         (_NoWakeUp, "test_claim_wait_wakes_up_on_push"),
         (_KeepsAttempt, "test_release_gives_the_attempt_back"),
         (_PartialPush, "test_push_is_atomic_per_batch"),
+        (_OverwritesLiveIds, "test_push_of_a_live_id_stores_nothing_of_the_batch"),
+        (_Alphabetical, "test_claim_takes_queues_in_the_order_given_not_by_name"),
+        (_ExtendKeepsTheLater, "test_extend_sets_the_deadline_to_now_plus_lease"),
+        (_FailedAtEnqueue, "test_failed_at_is_the_time_of_fail"),
+        (_ReleaseToBack, "test_release_puts_jobs_back_at_the_front"),
     ],
 )
 async def test_suite_catches_a_broken_driver(

@@ -11,8 +11,10 @@ import pytest
 from mqttq.interfaces import Capability, QueueDriver
 from mqttq.models import Envelope, FailedJob, WorkerInfo
 from mqttq.testing._support import (
+    LONG_AGO,
     DriverFactory,
     SuiteBase,
+    descending_ids,
     ids,
     make_job,
     requires,
@@ -20,12 +22,15 @@ from mqttq.testing._support import (
 )
 from mqttq.testing.waiting import eventually
 
-CLAIM, FAILED, UNIQUE = Capability.CLAIM, Capability.FAILED_REGISTRY, Capability.UNIQUE
+CLAIM, DELAY = Capability.CLAIM, Capability.DELAY
+FAILED, UNIQUE = Capability.FAILED_REGISTRY, Capability.UNIQUE
 
 
 async def _failed_jobs(driver: QueueDriver, queue: str, n: int) -> list[Envelope]:
-    """Push, claim and fail ``n`` jobs of ``queue``, one after the other (oldest first)."""
-    jobs = [make_job(queue, kwargs={"i": i}) for i in range(n)]
+    """Push, claim and fail ``n`` jobs of ``queue``, one after the other (oldest first). Their
+    ids sort the other way round, so an order by id shows."""
+    job_ids = descending_ids(n)
+    jobs = [make_job(queue, id=job_id, kwargs={"i": i}) for i, job_id in enumerate(job_ids)]
     await driver.push(jobs)
     for i in range(n):
         [job] = await driver.claim([queue], 1, lease=30)
@@ -40,18 +45,18 @@ class InspectionTests(SuiteBase):
         """stats() reports ready, delayed, reserved, failed and the oldest ready age per queue.
 
         Troubleshooting: count by state within each queue; oldest_ready_age = now - the
-        smallest available_at among ready jobs (None when none is ready).
+        smallest available_at among ready jobs (None when none is ready), not their enqueued_at.
         """
-        requires(driver, CLAIM, Capability.DELAY, FAILED)
+        requires(driver, CLAIM, DELAY, FAILED)
         q, other = unique_name(), unique_name()
         now = time.time()
-        old = make_job(q, available_at=now - 5)
+        old = make_job(q, enqueued_at=now - LONG_AGO, available_at=now - 5)
         await driver.push([old, make_job(q), make_job(q), make_job(q, available_at=now + 60)])
         await driver.push([make_job(other)])
         s = (await driver.stats())[q]
         assert (s.ready, s.delayed, s.reserved, s.failed) == (3, 1, 0, 0)
         assert s.oldest_ready_age is not None
-        assert s.oldest_ready_age >= 4.5
+        assert 4.5 <= s.oldest_ready_age < LONG_AGO / 2, "not counted from when it became ready"
         [first] = await driver.claim([q], 1, lease=30)
         assert first.id == old.id
         await driver.fail(first, error="x")
@@ -104,13 +109,37 @@ class InspectionTests(SuiteBase):
         [again] = await driver.claim([q], 1, lease=30)
         assert (again.id, again.attempts) == (claimed.id, 2)
 
+    async def test_a_due_delayed_job_counts_as_ready(self, driver: QueueDriver) -> None:
+        """Once its available_at has passed, a delayed job counts as ready in stats(), size()
+        and get_job(), before any claim has touched it.
+
+        Troubleshooting: compare available_at with the current time when counting and looking
+        up; do not report the stored state of a job that no claim has moved yet.
+        """
+        requires(driver, DELAY)
+        q = unique_name()
+        job = make_job(q, available_at=time.time() + self.delay)
+        await driver.push([job])
+        s = (await driver.stats())[q]
+        assert (s.ready, s.delayed) == (0, 1)
+
+        async def due() -> bool:
+            record = await driver.get_job(job.id)
+            return record is not None and record.state == "ready"
+
+        await eventually(due, timeout=self.delay + self.timeout, what="the delayed job to be due")
+        s = (await driver.stats())[q]
+        assert (s.ready, s.delayed, s.reserved) == (1, 0, 0)
+        assert s.oldest_ready_age is not None
+        assert await driver.size(q) == 1
+
     async def test_get_job_reports_each_state(self, driver: QueueDriver) -> None:
         """get_job() says ready / delayed / reserved (with lease) / failed; None when done.
 
         Troubleshooting: look the id up in every state; a reserved record carries
-        lease_expires_at, a failed one its error.
+        lease_expires_at (the deadline, now + lease), a failed one its error and traceback.
         """
-        requires(driver, CLAIM, Capability.DELAY, FAILED)
+        requires(driver, CLAIM, DELAY, FAILED)
         q = unique_name()
         ready, delayed = make_job(q), make_job(q, available_at=time.time() + 60)
         await driver.push([ready, delayed])
@@ -120,16 +149,19 @@ class InspectionTests(SuiteBase):
         rec = await driver.get_job(delayed.id)
         assert rec is not None
         assert rec.state == "delayed"
+        before = time.time()
         [job] = await driver.claim([q], 1, lease=30)
+        after = time.time()
         rec = await driver.get_job(job.id)
         assert rec is not None
         assert (rec.state, rec.job.attempts) == ("reserved", 1)
         assert rec.lease_expires_at is not None
-        assert rec.lease_expires_at > time.time()
-        await driver.fail(job, error="bad")
+        assert before + 29 <= rec.lease_expires_at <= after + 31, "lease is not now + lease"
+        await driver.fail(job, error="bad", traceback="Traceback (most recent call last): ...")
         rec = await driver.get_job(job.id)
         assert rec is not None
         assert (rec.state, rec.error) == ("failed", "bad")
+        assert rec.traceback == "Traceback (most recent call last): ..."
         await driver.failed_forget([job.id])
         assert await driver.get_job(job.id) is None
         assert await driver.get_job(unique_name("unknown")) is None
@@ -194,6 +226,32 @@ class InspectionTests(SuiteBase):
         assert sorted(ids(rest)) == sorted([jobs[0].id, jobs[2].id])
         assert all(j.attempts == 1 for j in rest)
 
+    async def test_failed_requeue_goes_to_the_end_with_attempts_zero(
+        self, driver: QueueDriver
+    ) -> None:
+        """A requeued job is ready again behind the jobs already waiting (also when it was first
+        due long ago), with attempts 0, so its next claim makes it 1.
+
+        Troubleshooting: requeue with available_at = now and a new push sequence (RPUSH), and
+        attempts = 0; keeping the job's old available_at lets it jump the queue.
+        """
+        requires(driver, CLAIM, FAILED)
+        q = unique_name()
+        long_ago = time.time() - LONG_AGO
+        old = make_job(q, enqueued_at=long_ago, available_at=long_ago)
+        await driver.push([old])
+        [job] = await driver.claim([q], 1, lease=30)
+        await driver.fail(job, error="x")
+        waiting = make_job(q)
+        await driver.push([waiting])
+        assert await driver.failed_requeue([old.id]) == 1
+        record = await driver.get_job(old.id)
+        assert record is not None
+        assert (record.state, record.job.attempts) == ("ready", 0)
+        got = await driver.claim([q], 2, lease=30)
+        assert ids(got) == [waiting.id, old.id], "a requeued job goes to the end of ready"
+        assert got[1].attempts == 1
+
     async def test_failed_purge_is_per_queue(self, driver: QueueDriver) -> None:
         """failed_purge(queue) deletes that queue's entries only and returns the count.
 
@@ -214,7 +272,8 @@ class InspectionTests(SuiteBase):
         """A driver built with a short failed TTL drops failed entries once it has passed.
 
         Troubleshooting: honour the TTL option (see ``failed_ttl_options``): expire entries by
-        failed_at on read, in a cleanup task, or with backend key expiry.
+        failed_at on read, in a cleanup task, or with backend key expiry; stats() and
+        failed_list() must not count or show them either.
         """
         requires(driver, FAILED)
         if make_driver is None:
@@ -228,7 +287,30 @@ class InspectionTests(SuiteBase):
             return await driver.failed_get(job.id) is None
 
         await eventually(gone, timeout=self.timeout, what="the failed entry to expire")
+        assert (await driver.stats())[job.queue].failed == 0, "stats() counts an expired entry"
+        assert await driver.failed_list(job.queue) == []
         assert job.id not in await driver.failed_ids(job.queue)
+
+    async def test_failed_ttl_counts_from_the_failure(
+        self, driver: QueueDriver, make_driver: DriverFactory | None
+    ) -> None:
+        """A job enqueued long before it failed stays in the registry for the whole TTL after
+        its failure.
+
+        Troubleshooting: expire entries by failed_at (the time of fail()), not by the job's
+        enqueued_at or available_at.
+        """
+        requires(driver, FAILED)
+        if make_driver is None:
+            pytest.skip("no `make_driver` fixture: cannot build a driver with a given failed TTL")
+        driver = await make_driver(**self.failed_ttl_options(LONG_AGO / 6))
+        long_ago = time.time() - LONG_AGO
+        job = make_job(unique_name(), enqueued_at=long_ago, available_at=long_ago)
+        await driver.fail(job, error="an old job, failed now")
+        assert await driver.failed_get(job.id) is not None, "expired at once"
+        assert await driver.failed_ids(job.queue) == [job.id]
+        assert [f.id for f in await driver.failed_list(job.queue)] == [job.id]
+        assert (await driver.stats())[job.queue].failed == 1
 
     # -- unique keys ----------------------------------------------------------------------------
 
@@ -267,6 +349,39 @@ class InspectionTests(SuiteBase):
                 await driver.fail(job, error="x")
             fresh = make_job(q, unique_key=key)
             assert await driver.push([fresh]) == [fresh.id], f"key still held after {how}"
+
+    async def test_an_empty_unique_key_means_none(self, driver: QueueDriver) -> None:
+        """Jobs with ``unique_key=""`` are all stored, in one batch or across pushes.
+
+        Troubleshooting: treat an empty key like None (``job.unique_key or None``) before
+        looking it up or indexing it.
+        """
+        requires(driver, UNIQUE)
+        q = unique_name()
+        a, b, c = (make_job(q, unique_key="") for _ in range(3))
+        assert await driver.push([a, b]) == [a.id, b.id]
+        assert await driver.push([c]) == [c.id]
+        assert await driver.size(q) == 3
+
+    async def test_unique_key_is_held_while_delayed_or_retried(self, driver: QueueDriver) -> None:
+        """A delayed job, and a job waiting after retry(), hold their unique keys: pushing the
+        key again returns their ids.
+
+        Troubleshooting: a job is live in every state (ready, delayed, reserved); when retry()
+        stores the job again, keep (or write again) its key in the index.
+        """
+        requires(driver, CLAIM, DELAY, UNIQUE)
+        q = unique_name()
+        key_delayed, key_retried = unique_name("key"), unique_name("key")
+        delayed = make_job(q, unique_key=key_delayed, available_at=time.time() + 60)
+        retried = make_job(q, unique_key=key_retried)
+        await driver.push([delayed, retried])
+        assert await driver.push([make_job(q, unique_key=key_delayed)]) == [delayed.id]
+        [job] = await driver.claim([q], 1, lease=30)
+        assert job.id == retried.id
+        await driver.retry(job, delay=60, error="later")
+        assert await driver.push([make_job(q, unique_key=key_retried)]) == [retried.id]
+        assert await driver.size(q) == 2
 
     # -- workers --------------------------------------------------------------------------------
 

@@ -9,12 +9,14 @@ from typing import ClassVar
 import attrs
 import pytest
 
-from mqttq.errors import DriverError
+from mqttq.errors import ConfigError, DriverError
 from mqttq.interfaces import Capability, QueueDriver
-from mqttq.models import Backoff
+from mqttq.models import Backoff, JobRecord
 from mqttq.testing._support import (
+    LONG_AGO,
     DriverFactory,
     SuiteBase,
+    descending_ids,
     ids,
     make_job,
     requires,
@@ -22,7 +24,13 @@ from mqttq.testing._support import (
 )
 from mqttq.testing.waiting import eventually
 
-CLAIM = Capability.CLAIM
+CLAIM, DELAY, FAILED = Capability.CLAIM, Capability.DELAY, Capability.FAILED_REGISTRY
+
+
+async def _record(driver: QueueDriver, job_id: str) -> JobRecord:
+    record = await driver.get_job(job_id)
+    assert record is not None, f"get_job({job_id!r}) found nothing"
+    return record
 
 
 class LifecycleTests(SuiteBase):
@@ -81,6 +89,57 @@ class LifecycleTests(SuiteBase):
         assert await driver.size(q) == 0
         assert await driver.get_job(b.id) is None
 
+    async def test_push_of_a_live_id_stores_nothing_of_the_batch(self, driver: QueueDriver) -> None:
+        """Pushing an id that is already live (ready, or reserved) raises DriverError, stores
+        none of that batch and leaves the live job as it was.
+
+        Troubleshooting: check the batch's ids against the stored jobs too, not only against
+        each other, inside the same transaction or script; never overwrite a live job nor skip
+        it silently (``INSERT OR IGNORE``).
+        """
+        q = unique_name()
+        live = make_job(q, kwargs={"v": "live"})
+        await driver.push([live])
+        fresh, clash = make_job(q), attrs.evolve(live, kwargs={"v": "again"})
+        with pytest.raises(DriverError):
+            await driver.push([fresh, clash])
+        assert await driver.size(q) == 1
+        assert await driver.get_job(fresh.id) is None
+        if CLAIM not in driver.capabilities:
+            return
+        assert await driver.claim([q], 10, lease=30) == [attrs.evolve(live, attempts=1)]
+        with pytest.raises(DriverError):
+            await driver.push([clash, fresh])
+        assert await driver.get_job(fresh.id) is None
+        assert await driver.claim([q], 10, lease=30) == []
+
+    async def test_ready_jobs_come_out_by_available_at_then_push_order(
+        self, driver: QueueDriver
+    ) -> None:
+        """Ready jobs leave by available_at, then push order: a job pushed later but due
+        earlier (queued for a time already past) goes first, one at a time or in one claim.
+
+        Troubleshooting: order the ready jobs of a queue by (available_at, push sequence), also
+        across pushes, and sort a batched claim the same way; a list in push order is not
+        enough, and neither is ordering by id.
+        """
+        requires(driver, CLAIM)
+        tie = time.time() - 10
+        for how in ("one at a time", "in one claim"):
+            q = unique_name()
+            a, b, early, c = (
+                make_job(q, id=job_id, available_at=at)
+                for job_id, at in zip(descending_ids(4), (tie, tie, tie - 50, tie), strict=True)
+            )
+            await driver.push([a, b])
+            await driver.push([early])
+            await driver.push([c])
+            if how == "one at a time":
+                got = [j for _ in range(4) for j in await driver.claim([q], 1, lease=30)]
+            else:
+                got = await driver.claim([q], 4, lease=30)
+            assert ids(got) == ids([early, a, b, c]), how
+
     # -- delayed jobs ---------------------------------------------------------------------------
 
     async def test_delayed_job_waits_until_available_at(self, driver: QueueDriver) -> None:
@@ -90,7 +149,7 @@ class LifecycleTests(SuiteBase):
         jobs from the delayed set promptly); a waiting claim must wake up when the next delayed
         job becomes due, not only when something is pushed.
         """
-        requires(driver, CLAIM, Capability.DELAY)
+        requires(driver, CLAIM, DELAY)
         q = unique_name()
         job = make_job(q, available_at=time.time() + self.delay)
         await driver.push([job])
@@ -102,6 +161,30 @@ class LifecycleTests(SuiteBase):
         assert time.time() >= job.available_at, "claimed before its available_at"
         assert ids(got) == [job.id]
 
+    async def test_a_waiting_claim_wakes_when_a_delayed_job_falls_due(
+        self, driver: QueueDriver
+    ) -> None:
+        """A claim that is already waiting returns a delayed job within 1 s after its
+        available_at, whether the job was pushed before the claim began or during its wait.
+
+        Troubleshooting: a waiting claim must also wake when the next delayed job of its queues
+        falls due (a timer, a bounded block, a poll), and the push of a delayed job must let
+        waiting claims learn the new due time; waking only on pushes of ready jobs misses both.
+        """
+        requires(driver, CLAIM, DELAY)
+        for when in ("before", "during"):
+            q = unique_name()
+            job = make_job(q, available_at=time.time() + self.delay)
+            if when == "before":
+                await driver.push([job])
+            task = await self.waiting_claim(driver, [q], wait=self.delay + self.timeout * 3)
+            if when == "during":
+                await driver.push([job])
+            bound = job.available_at - time.time() + self.promptly
+            got = await self.claimed_within(task, bound, f"a delayed job (pushed {when}) fell due")
+            assert time.time() >= job.available_at, "claimed before its available_at"
+            assert ids(got) == [job.id]
+
     async def test_delayed_job_survives_restart(
         self, driver: QueueDriver, reopen: DriverFactory | None
     ) -> None:
@@ -110,7 +193,7 @@ class LifecycleTests(SuiteBase):
         Troubleshooting: store delayed jobs in the durable backend (not in a process-local
         timer), and make sure ``aclose()`` does not drop them.
         """
-        requires(driver, CLAIM, Capability.DELAY, Capability.DURABLE)
+        requires(driver, CLAIM, DELAY, Capability.DURABLE)
         if reopen is None:
             pytest.skip("no `reopen`/`make_driver` fixture: cannot restart the driver")
         q = unique_name()
@@ -157,6 +240,26 @@ class LifecycleTests(SuiteBase):
         got = ids(await driver.claim([high, low], 3, lease=30))
         assert got, "claim returned nothing although jobs were ready"
         assert got == [highs[1].id, *ids(lows)][: len(got)]
+
+    async def test_claim_takes_queues_in_the_order_given_not_by_name(
+        self, driver: QueueDriver
+    ) -> None:
+        """Priority is the order of the queues passed to claim (repeats ignored), whatever their
+        names and ages: here neither alphabetical nor reverse order.
+
+        Troubleshooting: keep the list as given (de-duplicate with ``dict.fromkeys``, not
+        ``set()`` or ``sorted()``) all the way into the query or script.
+        """
+        requires(driver, CLAIM)
+        first, second, third = (unique_name(p) for p in ("m", "z", "a"))
+        jobs = {name: [make_job(name), make_job(name)] for name in (third, second, first)}
+        for batch in jobs.values():  # the lowest priority is the oldest
+            await driver.push(batch)
+        order = [first, second, first, third]
+        assert ids(await driver.claim(order, 1, lease=30)) == [jobs[first][0].id]
+        got = ids(await driver.claim(order, 3, lease=30))
+        assert got == ids([jobs[first][1], *jobs[second]])
+        assert ids(await driver.claim(order, 10, lease=30)) == ids(jobs[third])
 
     async def test_claim_never_hands_out_a_leased_job(self, driver: QueueDriver) -> None:
         """Concurrent claims never return the same job twice while its lease is valid.
@@ -205,14 +308,28 @@ class LifecycleTests(SuiteBase):
         """
         requires(driver, CLAIM)
         q = unique_name()
-        task = asyncio.ensure_future(driver.claim([q], 1, lease=30, wait=self.timeout * 3))
-        await asyncio.sleep(0)  # let the claim start; the result is the same either way
+        task = await self.waiting_claim(driver, [q], wait=self.promptly + self.timeout * 3)
         job = make_job(q)
         await driver.push([job])
-        try:
-            got = await asyncio.wait_for(task, self.timeout)
-        except TimeoutError:
-            pytest.fail(f"claim(wait=...) still waiting {self.timeout:g}s after a push")
+        assert ids(await self.claimed_within(task, self.promptly, "a push")) == [job.id]
+
+    async def test_claim_wait_wakes_up_on_a_push_through_another_instance(
+        self, driver: QueueDriver, reopen: DriverFactory | None
+    ) -> None:
+        """A claim waiting on one instance returns a job pushed through another instance on the
+        same storage (another worker process, the listener), promptly.
+
+        Troubleshooting: the wake-up must travel through the backend (a blocking pop on a
+        wake-up key, LISTEN/NOTIFY, a change counter such as ``PRAGMA data_version``, short
+        adaptive polling), not only through an in-process event set by this instance's push.
+        """
+        requires(driver, CLAIM)
+        other = await self.second_instance(reopen)
+        q = unique_name()
+        task = await self.waiting_claim(driver, [q], wait=self.promptly + self.timeout * 3)
+        job = make_job(q)
+        await other.push([job])
+        got = await self.claimed_within(task, self.promptly, "a push through another instance")
         assert ids(got) == [job.id]
 
     async def test_claim_wait_returns_empty_when_nothing_arrives(self, driver: QueueDriver) -> None:
@@ -260,6 +377,61 @@ class LifecycleTests(SuiteBase):
         assert await driver.claim([q], 1, lease=30, wait=first_lease * 1.5) == []
         assert (await driver.stats())[q].reserved == 1
 
+    async def test_extend_sets_the_deadline_to_now_plus_lease(self, driver: QueueDriver) -> None:
+        """extend(lease=s) moves the deadline to now + s: later (get_job shows it), and also
+        earlier (a shorter lease lets the job go sooner).
+
+        Troubleshooting: write now + lease as the new deadline; do not add lease to the old
+        deadline, keep the larger of the two, or store the lease itself. (Deadlines are compared
+        with this machine's clock, 1 s either way allowed.)
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        await driver.push([make_job(q)])
+
+        async def deadline_between(job_id: str, low: float, high: float) -> None:
+            record = await _record(driver, job_id)
+            assert record.state == "reserved"
+            assert record.lease_expires_at is not None
+            assert low - 1 <= record.lease_expires_at <= high + 1, "not now + lease"
+
+        before = time.time()
+        [job] = await driver.claim([q], 1, lease=30)
+        await deadline_between(job.id, before + 30, time.time() + 30)
+        before = time.time()
+        await driver.extend([job.id], lease=120)
+        await deadline_between(job.id, before + 120, time.time() + 120)
+        await driver.extend([job.id], lease=self.lease)
+        [again] = await self.claim_eventually(driver, [q], what="the job after a shorter lease")
+        assert (again.id, again.attempts) == (job.id, 2)
+
+    async def test_extend_and_release_ignore_jobs_that_are_not_reserved(
+        self, driver: QueueDriver
+    ) -> None:
+        """extend() and release() of a ready or a delayed job change nothing: it is not
+        reserved, keeps its attempts, and a delayed job stays delayed.
+
+        Troubleshooting: touch only reserved jobs (``WHERE state = reserved``, a state check in
+        the script); a release must never give back an attempt of a job nobody holds.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        ready = make_job(q, attempts=2)
+        jobs = [ready]
+        if DELAY in driver.capabilities:
+            jobs.append(make_job(q, attempts=2, available_at=time.time() + 60))
+        await driver.push(jobs)
+        for _ in range(2):
+            await driver.extend(ids(jobs), lease=60)
+            await driver.release(ids(jobs))
+        s = (await driver.stats())[q]
+        assert (s.ready, s.reserved, s.delayed) == (1, 0, len(jobs) - 1)
+        for job, state in zip(jobs, ("ready", "delayed"), strict=False):
+            record = await _record(driver, job.id)
+            assert (record.state, record.job.attempts) == (state, 2)
+        [got] = await driver.claim([q], 10, lease=30)
+        assert (got.id, got.attempts) == (ready.id, 3)
+
     async def test_expired_lease_makes_job_claimable_again(self, driver: QueueDriver) -> None:
         """A job whose lease ran out is claimed again, with the earlier attempt still counted.
 
@@ -275,20 +447,23 @@ class LifecycleTests(SuiteBase):
         assert (again.id, again.attempts) == (first.id, 2)
 
     async def test_retry_records_error_and_delays(self, driver: QueueDriver) -> None:
-        """retry() puts the job back with last_error, not claimable before ``delay`` is over.
+        """retry() puts the job back with last_error, not claimable before ``delay`` is over,
+        counted from the retry (also for a job enqueued and due long before).
 
         Troubleshooting: store the job given to retry (attempts, last_error=error) with
-        available_at = now + delay and clear its lease.
+        available_at = now + delay (not the job's own available_at + delay) and clear its lease.
         """
-        requires(driver, CLAIM, Capability.DELAY)
+        requires(driver, CLAIM, DELAY)
         q = unique_name()
-        await driver.push([make_job(q)])
+        long_ago = time.time() - LONG_AGO
+        await driver.push([make_job(q, enqueued_at=long_ago, available_at=long_ago)])
         [job] = await driver.claim([q], 1, lease=30)
         due = time.time() + self.delay
         await driver.retry(job, delay=self.delay, error="boom")
-        assert await driver.claim([q], 1, lease=30) == []
+        assert await driver.claim([q], 1, lease=30) == [], "retried job claimable at once"
         stats = (await driver.stats())[q]
         assert (stats.reserved, stats.delayed) == (0, 1)
+        assert (await _record(driver, job.id)).state == "delayed"
         [again] = await self.claim_eventually(driver, [q], what="the retried job")
         assert time.time() >= due, "retried job claimable before its delay"
         assert (again.id, again.attempts, again.last_error) == (job.id, 2, "boom")
@@ -299,7 +474,7 @@ class LifecycleTests(SuiteBase):
         Troubleshooting: when an expired lease put the job back in the ready set, ``retry`` must
         take it out of there again; a stale ready entry would hand the job out at once.
         """
-        requires(driver, CLAIM, Capability.DELAY)
+        requires(driver, CLAIM, DELAY)
         q = unique_name()
         await driver.push([make_job(q)])
         [job] = await driver.claim([q], 1, lease=self.lease)
@@ -334,7 +509,7 @@ class LifecycleTests(SuiteBase):
         Troubleshooting: remove the job from reserved and store the whole envelope with
         error, traceback and failed_at (the current UNIX time).
         """
-        requires(driver, CLAIM, Capability.FAILED_REGISTRY)
+        requires(driver, CLAIM, FAILED)
         q = unique_name()
         await driver.push([make_job(q, kwargs={"payload": [1, 2]})])
         [job] = await driver.claim([q], 1, lease=30)
@@ -356,13 +531,88 @@ class LifecycleTests(SuiteBase):
         Troubleshooting: fail must insert into the failed registry even when there is no
         ready/reserved row to remove.
         """
-        requires(driver, Capability.FAILED_REGISTRY)
+        requires(driver, FAILED)
         q = unique_name()
-        job = make_job(q, kwargs={"raw": b"\xff\x00"})
+        job = make_job(q, kwargs={"raw": b"\xff\x00"}, attempts=3)
         await driver.fail(job, error="PayloadError: not JSON")
         entry = await driver.failed_get(job.id)
         assert entry is not None
         assert (entry.job.kwargs, entry.error) == ({"raw": b"\xff\x00"}, "PayloadError: not JSON")
+        assert (entry.job.attempts, entry.traceback) == (3, ""), "attempts as given, no traceback"
+        s = (await driver.stats()).get(q)
+        assert s is not None, "a queue holding only a failed job is missing from stats()"
+        assert (s.ready, s.reserved, s.failed) == (0, 0, 1)
+
+    async def test_failed_at_is_the_time_of_fail(self, driver: QueueDriver) -> None:
+        """An entry's failed_at is when fail() was called, also for a job enqueued and due long
+        before (the failed TTL counts from failed_at).
+
+        Troubleshooting: stamp failed_at with the current time inside fail(), not with the
+        job's enqueued_at or available_at.
+        """
+        requires(driver, FAILED)
+        q = unique_name()
+        long_ago = time.time() - LONG_AGO
+        job = make_job(q, enqueued_at=long_ago, available_at=long_ago)
+        if CLAIM in driver.capabilities:
+            await driver.push([job])
+            [job] = await driver.claim([q], 1, lease=30)
+        before = time.time()
+        await driver.fail(job, error="late")
+        after = time.time()
+        entry = await driver.failed_get(job.id)
+        assert entry is not None
+        [listed] = await driver.failed_list(q)
+        for got in (entry.failed_at, listed.failed_at):
+            assert before - 1 <= got <= after + 1, f"failed_at {got} is not the time of fail()"
+
+    async def test_fail_sets_last_error_on_the_entry(self, driver: QueueDriver) -> None:
+        """The failed entry's job carries ``last_error`` = the error given to fail() (replacing
+        an older one), in failed_get, failed_list and get_job.
+
+        Troubleshooting: store ``attrs.evolve(job, last_error=error)`` in the registry, not the
+        job as it was claimed.
+        """
+        requires(driver, FAILED)
+        q = unique_name()
+        job = make_job(q, last_error="an earlier try")
+        if CLAIM in driver.capabilities:
+            await driver.push([job])
+            [job] = await driver.claim([q], 1, lease=30)
+        await driver.fail(job, error="ValueError: final")
+        entry = await driver.failed_get(job.id)
+        assert entry is not None
+        [listed] = await driver.failed_list(q)
+        record = await _record(driver, job.id)
+        for where, got in (("failed_get", entry), ("failed_list", listed), ("get_job", record)):
+            assert got.job.last_error == "ValueError: final", where
+
+    async def test_failing_an_id_again_replaces_its_entry(self, driver: QueueDriver) -> None:
+        """fail() of an id already in the registry replaces that entry (error, traceback,
+        attempts, queue, failed_at): it is there once, under its new queue only, and counts as
+        the latest failure.
+
+        Troubleshooting: upsert the entry by id (``INSERT OR REPLACE``; delete, then write) and
+        move the id between per-queue indexes; do not keep the first entry or add a second.
+        """
+        requires(driver, FAILED)
+        q, q2 = unique_name(), unique_name()
+        job_id, other_id = descending_ids(2)
+        job, other = make_job(q, id=job_id), make_job(q, id=other_id)
+        await driver.fail(job, error="first", traceback="tb 1")
+        await driver.fail(other, error="other")
+        await driver.fail(attrs.evolve(job, queue=q2, attempts=3), error="second", traceback="tb 2")
+        entry = await driver.failed_get(job.id)
+        assert entry is not None
+        assert (entry.error, entry.traceback, entry.job.attempts) == ("second", "tb 2", 3)
+        assert entry.job.queue == q2
+        assert await driver.failed_ids(q) == [other.id]
+        assert [f.id for f in await driver.failed_list(q2)] == [job.id]
+        everything = await driver.failed_ids()
+        assert everything.count(job.id) == 1
+        assert everything.index(other.id) < everything.index(job.id), "not the latest failure"
+        stats = await driver.stats()
+        assert (stats[q].failed, stats[q2].failed) == (1, 1)
 
     async def test_release_gives_the_attempt_back(self, driver: QueueDriver) -> None:
         """release() makes reserved jobs ready again with attempts decremented; idempotent.
@@ -380,6 +630,75 @@ class LifecycleTests(SuiteBase):
         assert (stats.ready, stats.reserved) == (1, 0)
         [again] = await driver.claim([q], 1, lease=30)
         assert (again.id, again.attempts) == (job.id, 1)
+
+    async def test_release_puts_jobs_back_at_the_front(self, driver: QueueDriver) -> None:
+        """Released jobs are claimed again before the jobs that waited behind them (all due at
+        the same time here, so only the order of the queue decides).
+
+        Troubleshooting: put released jobs back where they were (keep their sequence number,
+        LPUSH), not at the back with a new sequence number or available_at = now.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        due = time.time() - 10
+        jobs = [make_job(q, id=job_id, available_at=due) for job_id in descending_ids(3)]
+        await driver.push(jobs)
+        taken = await driver.claim([q], 2, lease=30)
+        assert ids(taken) == ids(jobs[:2])
+        await driver.release(ids(taken))
+        again = await driver.claim([q], 3, lease=30)
+        assert ids(again) == ids(jobs), "released jobs did not go back to the front"
+        assert [j.attempts for j in again] == [1, 1, 1]
+
+    async def test_large_batches(self, driver: QueueDriver) -> None:
+        """1,001 jobs (more than a statement or script usually takes) are pushed, claimed,
+        released and acked whole, each in one call.
+
+        Troubleshooting: when splitting ids into chunks (SQL parameter limits, script argument
+        counts), cover the whole list: ``ids[i : i + size] for i in range(0, len(ids), size)``.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        jobs = [make_job(q) for _ in range(1001)]
+        assert await driver.push(jobs) == ids(jobs)
+        assert await driver.size(q) == len(jobs)
+        claimed = await driver.claim([q], len(jobs), lease=30)
+        assert ids(claimed) == ids(jobs)
+        await driver.release(ids(claimed))
+        s = (await driver.stats())[q]
+        assert (s.ready, s.reserved) == (len(jobs), 0), "release() missed some ids"
+        claimed = await driver.claim([q], len(jobs), lease=30)
+        assert sorted(ids(claimed)) == sorted(ids(jobs))
+        assert {j.attempts for j in claimed} == {1}
+        await driver.ack(ids(claimed))
+        s = (await driver.stats())[q]
+        assert (s.ready, s.reserved, s.delayed) == (0, 0, 0), "ack() missed some ids"
+        assert await driver.get_job(claimed[-1].id) is None
+
+    # -- the driver object ----------------------------------------------------------------------
+
+    async def test_an_unknown_option_is_a_config_error(
+        self, make_driver: DriverFactory | None
+    ) -> None:
+        """from_url() with an option it does not know raises ConfigError.
+
+        Troubleshooting: check keyword options (and the URL's query string) against the
+        options the driver supports, and raise ``mqttq.errors.ConfigError`` naming the unknown
+        one; never ignore it.
+        """
+        if make_driver is None:
+            pytest.skip("no `make_driver` fixture: cannot build a driver with extra options")
+        with pytest.raises(ConfigError):
+            await make_driver(mqttq_kit_no_such_option=1)
+
+    async def test_aclose_is_safe_twice(self, driver: QueueDriver) -> None:
+        """aclose() may be called again on a closed driver.
+
+        Troubleshooting: set the connection (thread, pool) to None when closing and return
+        early when it already is.
+        """
+        await driver.aclose()
+        await driver.aclose()
 
     # -- entries that cannot be decoded ---------------------------------------------------------
 
@@ -403,7 +722,7 @@ class LifecycleTests(SuiteBase):
         entry (its raw stored bytes untouched) to the failed registry with an error starting
         "cannot decode" and leave it out of the claim's result, instead of raising.
         """
-        requires(driver, CLAIM, Capability.FAILED_REGISTRY)
+        requires(driver, CLAIM, FAILED)
         q = unique_name()
         first, last = make_job(q, kwargs={"n": 1}), make_job(q, kwargs={"n": 2})
         await driver.push([first])
@@ -447,7 +766,7 @@ class LifecycleTests(SuiteBase):
             timeout=12.5,
             backoff=Backoff(base=0.5, factor=3.0, max=10.0, jitter=0.0),
             available_at=time.time() - 1,
-            unique_key=unique_name("key"),
+            unique_key=unique_name("key") if Capability.UNIQUE in driver.capabilities else None,
             last_error="earlier",
         )
         await driver.push([job])

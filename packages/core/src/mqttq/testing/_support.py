@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -18,6 +19,8 @@ T = TypeVar("T")
 DriverFactory = Callable[..., Awaitable[QueueDriver]]
 
 JOB_NAME = "mqttq.testing:noop"
+#: seconds: how far back "long ago" is, for jobs enqueued (or due) long before a test acts on them
+LONG_AGO = 3600.0
 
 
 def unique_name(prefix: str = "q") -> str:
@@ -29,6 +32,13 @@ def unique_name(prefix: str = "q") -> str:
 def make_job(queue: str, **fields: Any) -> Envelope:
     """A job envelope for ``queue``; ``fields`` override any :class:`Envelope` attribute."""
     return Envelope(name=fields.pop("name", JOB_NAME), queue=queue, **fields)
+
+
+def descending_ids(n: int) -> list[str]:
+    """``n`` fresh job ids that sort in the opposite order of their index: tests of an order
+    give jobs these ids, so a driver ordering by id instead fails them."""
+    tag = uuid.uuid4().hex[:12]
+    return [f"{n - i:05d}-{tag}" for i in range(n)]
 
 
 def requires(driver: QueueDriver, *needed: Capability) -> None:
@@ -50,9 +60,12 @@ class SuiteBase:
       the storage may be shared between tests.
     * ``make_driver`` (optional): a factory ``await make_driver(**options)`` returning a NEW open
       driver on the same storage as ``driver``, built with extra ``from_url`` options. The fixture
-      closes what it made. Enables the failed-TTL test and, through ``reopen``, the rest.
+      closes what it made. Enables the failed-TTL tests, the unknown-option test and,
+      through ``reopen``, the tests of several instances.
     * ``reopen`` (optional): ``await reopen()`` returns a new instance on the same storage (a
       "restart", or a second worker process). Defaults to ``make_driver`` without options.
+    * :meth:`failed_ttl_options` and :meth:`store_raw`: override them when the driver's TTL
+      option has another name, and to write raw stored envelopes (the undecodable-entry tests).
     """
 
     #: Short lease for expiry tests (seconds).
@@ -60,9 +73,10 @@ class SuiteBase:
     #: How far in the future delayed jobs are pushed (seconds): long enough that a claim made
     #: right after the push still comes before it, even on a loaded machine.
     delay: ClassVar[float] = 1.0
-    #: Bound on every eventual condition (reaper, TTL, wake-up). Raise it for slow backends.
+    #: Bound on every eventual condition (reaper, TTL, lease expiry). Raise it for slow backends.
     timeout: ClassVar[float] = 10.0
-    #: Allowance on top of the contract's "claimable within 1 s" for a loaded test machine.
+    #: Allowance on top of the contract's "within 1 s" (a due job, a wake-up) for a loaded test
+    #: machine.
     grace: ClassVar[float] = 2.0
 
     @pytest.fixture
@@ -90,6 +104,37 @@ class SuiteBase:
         skips the tests of undecodable entries.
         """
         return False
+
+    async def second_instance(self, reopen: DriverFactory | None) -> QueueDriver:
+        """Another open instance on the driver's storage (skips the test without ``reopen``)."""
+        if reopen is None:
+            pytest.skip("no `reopen`/`make_driver` fixture: cannot open a second instance")
+        return await reopen()
+
+    @property
+    def promptly(self) -> float:
+        """Bound on "at once" (a wake-up, a job falling due): the contract's 1 s plus ``grace``."""
+        return 1.0 + self.grace
+
+    async def waiting_claim(
+        self, driver: QueueDriver, queues: Sequence[str], *, wait: float
+    ) -> asyncio.Task[list[Envelope]]:
+        """Start ``claim(queues, 1, wait=wait)`` and return it once it has most likely looked
+        for work and found none: ``stats()`` is queued behind the claim's first look by most
+        drivers (one connection, one thread, one server). The outcome is the same either way."""
+        task = asyncio.ensure_future(driver.claim(queues, 1, lease=30, wait=wait))
+        await asyncio.sleep(0)
+        await driver.stats()
+        return task
+
+    async def claimed_within(
+        self, task: asyncio.Task[list[Envelope]], bound: float, what: str
+    ) -> list[Envelope]:
+        """The result of a waiting claim, failing the test when it takes longer than ``bound``."""
+        try:
+            return await asyncio.wait_for(task, bound)
+        except TimeoutError:
+            pytest.fail(f"claim(wait=...) still waiting {bound:.1f}s after {what}")
 
     async def claim_eventually(
         self,

@@ -10,10 +10,11 @@ Usage, in a driver package's tests::
             async with MyQueueDriver.from_url(f"my://{tmp_path}/q") as d:
                 yield d
 
-Optional fixtures (``make_driver``, ``reopen``) and knobs (``lease``, ``delay``, ``timeout``,
-``grace``, ``failed_ttl_options``) are described on :class:`mqttq.testing._support.SuiteBase`.
-Tests needing a capability the driver does not declare are skipped with that reason.
-See docs/conformance.md.
+Optional fixtures (``make_driver``, ``reopen``), methods (``store_raw``, ``failed_ttl_options``)
+and knobs (``lease``, ``delay``, ``timeout``, ``grace``) are described on
+:class:`mqttq.testing._support.SuiteBase`. Tests needing a capability (or a fixture) the driver
+does not provide are skipped, saying which. See docs/conformance.md, which also explains the
+mutation harness (``tools/mutants``) that checks the suite catches realistic driver bugs.
 """
 
 from __future__ import annotations
