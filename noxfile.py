@@ -72,3 +72,13 @@ def bench(session: nox.Session) -> None:
     # the peers; arq and taskiq-redis hold redis-py below 6, which mqttq-redis accepts too
     session.install(*PEERS)
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation score of the conformance kit: hand-made driver bugs the suite must catch
+    (tools/mutants; slow, not a default session). Arguments go to tools/mutants/run.py."""
+    require_services(session)
+    install_packages(session)
+    session.install(*TEST_DEPS)
+    session.run("python", "tools/mutants/run.py", *session.posargs)
