@@ -197,6 +197,73 @@ class RouteConfig:
     )
 
 
+Overflow = Literal["drop_oldest", "drop_newest", "reject"]
+
+
+@attrs.frozen(kw_only=True)
+class DeviceConfig:
+    """One device the device client sends commands to (one [[devices.items]] table each)."""
+
+    adapter: str = key(doc="its device family (a registered adapter)", example="navien")
+    id: str = key(doc="its id: no /, +, # or NUL, at most 64 bytes", example="04786332fca0")
+    name: str = key("", "a name for people (shown by mqttq devices queue)", example="garage")
+    options: dict[str, Any] = key(
+        doc="options of the device for its adapter",
+        factory=dict,
+        example={"additional_value": "5322"},
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DevicesConfig:
+    """The device client: how commands reach devices, in order, across outages."""
+
+    enable_command_queue: bool = key(
+        True, "queue commands while disconnected (off: sending then is an error)"
+    )
+    max_queued_commands: int = key(100, "commands waiting per device, at most", validator=v.ge(1))
+    max_queued_command_age: float = key(
+        300.0, "seconds a command may wait before it expires (0: never)", validator=v.ge(0)
+    )
+    overflow: Overflow = key(
+        "drop_oldest", "when a device's queue is full: drop_oldest, drop_newest or reject"
+    )
+    store: str = key(
+        "memory://", "where waiting commands are kept: memory:// or sqlite:///commands.db"
+    )
+    client_id: str = key(
+        "", "MQTT client id of the device client (default: mqttq-devices-<random>)"
+    )
+    pacing: float | None = key(
+        None,
+        "least seconds between two controls to one device (default: the adapter's; 0: none)",
+        validator=v.optional(v.ge(0)),
+        example=1.0,
+    )
+    ack_timeout: float | None = key(
+        None,
+        "seconds to wait for a device's acknowledgement before sending again (default: the "
+        "adapter's)",
+        validator=v.optional(_positive),
+        example=10.0,
+    )
+    in_flight: int | None = key(
+        None,
+        "commands sent and not yet acknowledged per device (default: the adapter's)",
+        validator=v.optional(v.ge(1)),
+        example=1,
+    )
+    max_sends: int = key(
+        5, "sends of one command without an acknowledgement before it expires", validator=v.ge(1)
+    )
+    coalesce: list[str] = key(
+        doc="command kinds where a newer command replaces a waiting one (last write wins)",
+        factory=list,
+        example=["dhw-temperature"],
+    )
+    items: list[DeviceConfig] = key(doc="the devices", factory=list)
+
+
 @attrs.frozen(kw_only=True)
 class Config:
     mqtt: MqttConfig = attrs.field(factory=MqttConfig)
@@ -204,11 +271,22 @@ class Config:
     worker: WorkerConfig = attrs.field(factory=WorkerConfig)
     jobs: JobsConfig = attrs.field(factory=JobsConfig)
     routes: list[RouteConfig] = attrs.field(factory=list)
+    devices: DevicesConfig = attrs.field(factory=DevicesConfig)
     #: the file this came from, if any (not a key)
     source: str | None = attrs.field(default=None, eq=False, metadata={"internal": True})
 
 
-for _cls in (MqttConfig, QueueConfig, WorkerConfig, JobsConfig, RouteConfig, Backoff, Config):
+for _cls in (
+    MqttConfig,
+    QueueConfig,
+    WorkerConfig,
+    JobsConfig,
+    RouteConfig,
+    DeviceConfig,
+    DevicesConfig,
+    Backoff,
+    Config,
+):
     attrs.resolve_types(_cls)
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
@@ -288,20 +366,38 @@ def _default(field: attrs.Attribute[Any]) -> Any:
     return field.default
 
 
-def iter_keys() -> Iterator[KeyInfo]:
-    """Every key of ``mqttq.toml``, section by section, in declaration order."""
+def _tables() -> Iterator[tuple[str, type, bool]]:
+    """Every table of ``mqttq.toml``: (dotted name, class, whether it is a list of tables),
+    a list of tables nested in a section (``devices.items``) right after its section."""
     for section, tp in sections().items():
         cls, many = _attrs_class(tp)
         assert cls is not None
-        prefix = f"{section}[]" if many else section
+        yield section, cls, many
         for field in attrs.fields(cls):
-            env = None if many else f"MQTTQ_{section.upper()}_{field.name.upper()}"
+            inner, inner_many = _attrs_class(field.type)
+            if inner is not None and inner_many:
+                yield f"{section}.{field.name}", inner, True
+
+
+def _nested_list(field: attrs.Attribute[Any]) -> bool:
+    inner, many = _attrs_class(field.type)
+    return inner is not None and many
+
+
+def iter_keys() -> Iterator[KeyInfo]:
+    """Every key of ``mqttq.toml``, table by table, in declaration order."""
+    for table, cls, many in _tables():
+        prefix = f"{table}[]" if many else table
+        for field in attrs.fields(cls):
+            if _nested_list(field):
+                continue  # its keys follow as a table of their own
+            in_env = not many and "." not in table
             yield KeyInfo(
                 path=f"{prefix}.{field.name}",
                 type=type_name(field.type),
                 default=_default(field),
                 doc=field.metadata.get("doc", ""),
-                env=env,
+                env=f"MQTTQ_{table.upper()}_{field.name.upper()}" if in_env else None,
                 example=field.metadata.get("example"),
             )
 
@@ -509,12 +605,12 @@ def _lines(name: str, value: Any, doc: str, commented: bool) -> list[str]:
 def template() -> str:
     """A commented ``mqttq.toml`` with every key: its default, or a commented-out example."""
     out = ["# mqttq configuration. Every key is optional; the values shown are the defaults."]
-    for section, tp in sections().items():
-        cls, many = _attrs_class(tp)
-        assert cls is not None
+    for table, cls, many in _tables():
         doc = (cls.__doc__ or "").strip().splitlines()[0]
-        out += ["", f"# === {doc}", f"# [[{section}]]" if many else f"[{section}]"]
+        out += ["", f"# === {doc}", f"# [[{table}]]" if many else f"[{table}]"]
         for field in attrs.fields(cls):
+            if _nested_list(field):
+                continue
             default = _default(field)
             example = field.metadata.get("example")
             missing = default is attrs.NOTHING or default is None

@@ -103,6 +103,19 @@ def mqttq_register_devices(register: Register) -> None:
 
 
 @hookspec
+def mqttq_register_command_stores(register: Register) -> None:
+    """Register ``CommandStore`` classes, keyed by URL scheme (``[devices] store``): where the
+    device command queue keeps commands so that they survive a restart.
+
+    Example::
+
+        @hookimpl
+        def mqttq_register_command_stores(register):
+            register("sqlite", "mqttq_sqlite.commands:SqliteCommandStore")
+    """
+
+
+@hookspec
 def mqttq_register_commands(cli: typer.Typer) -> None:
     """Add commands to the ``mqttq`` CLI, preferably as one sub-app per plugin.
 

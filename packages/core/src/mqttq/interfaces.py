@@ -337,6 +337,16 @@ class Subscription:
         return f"$share/{self.share_group}/{self.topic}" if self.share_group else self.topic
 
 
+@attrs.frozen(kw_only=True)
+class Will:
+    """A Last Will: what the broker publishes for a client whose connection dies uncleanly."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
 @attrs.frozen(kw_only=True, eq=False)
 class Delivery:
     """One message as received, before any decoding. Hand it back to ``Transport.ack``.
@@ -384,7 +394,12 @@ class Transport(abc.ABC):
     @classmethod
     @abc.abstractmethod
     def from_config(cls, config: MqttConfig, /, **options: Any) -> Self:
-        """Build a transport from the ``[mqtt]`` section. Must not do I/O."""
+        """Build a transport from the ``[mqtt]`` section. Must not do I/O.
+
+        Options mqttq passes: ``client_id`` (overrides ``mqtt.client_id``: the device client and
+        simulators connect as clients of their own), and ``will`` (a ``Will`` with ``topic``,
+        ``payload``, ``qos``, ``retain``: the broker publishes it when the connection dies).
+        """
 
     @abc.abstractmethod
     async def connect(self, *, retry: bool = True) -> None:

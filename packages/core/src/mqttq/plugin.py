@@ -41,6 +41,7 @@ from mqttq.interfaces import (
     QueueDriver,
     Subscription,
     Transport,
+    Will,
     WorkerPool,
     require,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "Subscription",
     "Transport",
     "TransportError",
+    "Will",
     "WorkerInfo",
     "WorkerPool",
     "decode_job",

@@ -48,6 +48,7 @@ _HINTS: dict[str, dict[str, str]] = {
     "job_runners": {"rq": "mqttq-rq"},
     "worker_pools": {"rq+redis": "mqttq-rq", "rq+rediss": "mqttq-rq", "rq+unix": "mqttq-rq"},
     "devices": {"navien": "mqttq-navien"},
+    "command_stores": {"sqlite": "mqttq-sqlite"},
 }
 
 _KINDS = {
@@ -56,6 +57,7 @@ _KINDS = {
     "job_runners": ("job runner", "mqttq_register_job_runners"),
     "worker_pools": ("worker pool", "mqttq_register_worker_pools"),
     "devices": ("device", "mqttq_register_devices"),
+    "command_stores": ("command store", "mqttq_register_command_stores"),
 }
 
 

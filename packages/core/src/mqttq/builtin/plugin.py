@@ -22,3 +22,8 @@ def mqttq_register_job_runners(register: Register) -> None:
 @hookimpl(trylast=True)
 def mqttq_register_transports(register: Register) -> None:
     register("mqtt", "mqttq.transports.mqtt:MqttTransport", aliases=("mqtts",))
+
+
+@hookimpl(trylast=True)
+def mqttq_register_command_stores(register: Register) -> None:
+    register("memory", "mqttq.devices.store:MemoryCommandStore")

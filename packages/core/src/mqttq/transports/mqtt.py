@@ -35,7 +35,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from mqttq.config import MqttConfig
 from mqttq.errors import ConfigError, NotConnectedError, TransportError
-from mqttq.interfaces import Delivery, Subscription, Transport
+from mqttq.interfaces import Delivery, Subscription, Transport, Will
 from mqttq.retry import RetryPolicy
 from mqttq.transports._client import ClosedBeforeConnack, PahoClient
 
@@ -149,8 +149,11 @@ class MqttTransport(Transport):
         inflight: int | None = None,
         timeout: float = 10.0,
         rand: Callable[[], float] = random.random,
+        will: Will | None = None,
     ) -> None:
         self.config = config
+        #: published by the broker when this client's connection dies without a DISCONNECT
+        self.will = will
         self.endpoint = Endpoint.parse(config.url)
         if manual_ack is None:
             manual_ack = os.environ.get("MQTTQ_UNSAFE_AUTO_ACK", "") not in ("1", "true", "yes")
@@ -250,6 +253,9 @@ class MqttTransport(Transport):
             tls_params=tls,
             timeout=self.timeout,
             logger=logging.getLogger("mqttq.transport.paho"),
+            will=None
+            if self.will is None
+            else aiomqtt.Will(self.will.topic, self.will.payload, self.will.qos, self.will.retain),
         )
         if not self._reading or self._outstanding >= self.inflight:
             client.pause_reading()

@@ -1,0 +1,28 @@
+"""Sending commands to MQTT devices reliably: :class:`DeviceClient`, per-device command lanes,
+and the :class:`DeviceAdapter` interface device families implement."""
+
+from __future__ import annotations
+
+from mqttq.devices.adapter import MAX_DEVICE_ID, DeviceAdapter, check_device_id
+from mqttq.devices.models import (
+    FINAL,
+    Command,
+    CommandEvent,
+    CommandState,
+    Reply,
+    Transition,
+    new_command_id,
+)
+
+__all__ = [
+    "FINAL",
+    "MAX_DEVICE_ID",
+    "Command",
+    "CommandEvent",
+    "CommandState",
+    "DeviceAdapter",
+    "Reply",
+    "Transition",
+    "check_device_id",
+    "new_command_id",
+]
