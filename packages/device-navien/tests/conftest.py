@@ -1,0 +1,1 @@
+from mqttq.testing.fixtures import mosquitto  # noqa: F401
