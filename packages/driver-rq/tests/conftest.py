@@ -4,14 +4,10 @@ apart by queue name); a redis-server per test for anything that runs RQ workers.
 from __future__ import annotations
 
 import pytest
+from rq_helpers import rq_url
 
 from mqttq.testing.fixtures import mosquitto, own_redis, redis_server  # noqa: F401
 from mqttq.testing.services import RedisServer
-
-
-def rq_url(server: RedisServer) -> str:
-    """The ``rq+redis://`` URL of a test server."""
-    return "rq+" + server.url
 
 
 @pytest.fixture
