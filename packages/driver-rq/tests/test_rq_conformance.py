@@ -36,7 +36,7 @@ class TestRqQueueDriver(QueueDriverSuite):
 
     async def store_raw(self, driver: Any, queue: str, job_id: str, raw: bytes) -> bool:
         """A queued RQ job hash whose data is ``raw`` (what a foreign writer would leave)."""
-        client = driver.redis
+        client = driver.client
         client.hset(f"rq:job:{job_id}", mapping={"data": zlib.compress(raw), "origin": queue,
                                                   "status": "queued"})  # fmt: skip
         client.rpush(f"rq:queue:{queue}", job_id)

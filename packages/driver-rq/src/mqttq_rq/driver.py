@@ -95,6 +95,15 @@ def _json(value: bytes | None) -> Any:
         return None
 
 
+def _json_bytes(value: Any) -> bytes:
+    """``value`` as RQ's JSON serializer writes it."""
+    return json.dumps(value).encode("utf-8")
+
+
+def _results_key(job_id: str) -> str:
+    return str(Result.get_key(job_id))  # type: ignore[no-untyped-call]
+
+
 def _decompressed(value: bytes | None) -> bytes:
     if not value:
         return b""
@@ -201,14 +210,15 @@ class RqQueueDriver(QueueDriver):
             client.close()
 
     @property
-    def redis(self) -> redis.Redis:
+    def client(self) -> redis.Redis:
+        """The open redis-py client."""
         if self._redis is None:
             raise DriverError("the rq driver is not open: use `async with driver:`")
         return self._redis
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking RQ/redis-py operation on the driver's threads, errors translated."""
-        client = self.redis
+        client = self.client
         assert self._pool is not None
         call = functools.partial(self._translated, fn, client, *args)
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
@@ -223,13 +233,13 @@ class RqQueueDriver(QueueDriver):
         except Exception as exc:  # RQ raises plain exceptions (ValueError, NoSuchJobError...)
             raise RqDriverError(f"RQ refused the operation on {self.url}: {exc}") from exc
 
-    def queue(self, client: redis.Redis, name: str) -> Queue:
+    def queue(self, client: Any, name: str) -> Queue:
         q = self._queues.get(name)
         if q is None:
             q = self._queues[name] = Queue(name, connection=client)
         return q
 
-    def _queue_names(self, client: redis.Redis) -> list[str]:
+    def _queue_names(self, client: Any) -> list[str]:
         prefix = Queue.redis_queue_namespace_prefix
         names = []
         for key in client.smembers(Queue.redis_queues_keys):
@@ -271,7 +281,7 @@ class RqQueueDriver(QueueDriver):
             ids.append(job.id)
         return ids, planned
 
-    def _push(self, client: redis.Redis, jobs: list[Envelope]) -> list[str]:
+    def _push(self, client: Any, jobs: list[Envelope]) -> list[str]:
         ids, planned = self._plan(jobs)
         keyed = [Queue.job_class.key_for(j.id) for j, unique in planned if unique]
         with client.pipeline(transaction=True) as pipe:
@@ -285,7 +295,7 @@ class RqQueueDriver(QueueDriver):
                     continue
         raise RqDriverError(f"push to {self.url} kept conflicting with other producers")
 
-    def _write(self, client: redis.Redis, pipe: Any, planned: list[tuple[Envelope, bool]]) -> None:
+    def _write(self, client: Any, pipe: Any, planned: list[tuple[Envelope, bool]]) -> None:
         job_key = Queue.job_class.key_for
         with client.pipeline(transaction=False) as look:
             for job, _ in planned:
@@ -305,7 +315,7 @@ class RqQueueDriver(QueueDriver):
             store.append(job)
         pipe.multi()
         for job_id, origin in stale:  # a finished or failed job of the same id: replaced
-            pipe.delete(job_key(job_id), Result.get_key(job_id))
+            pipe.delete(job_key(job_id), _results_key(job_id))
             for cls in (FailedJobRegistry, FinishedJobRegistry, CanceledJobRegistry):
                 pipe.zrem(_reg(cls, origin), job_id)
         now = time.time()
@@ -340,7 +350,7 @@ class RqQueueDriver(QueueDriver):
     async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
         await self._run(self._fail, job, error, traceback)
 
-    def _fail(self, client: redis.Redis, job: Envelope, error: str, tb: str) -> None:
+    def _fail(self, client: Any, job: Envelope, error: str, tb: str) -> None:
         if not _ID.fullmatch(job.id):
             raise RqDriverError(f"job id {job.id!r} is not a valid RQ job id")
         now = time.time()
@@ -370,14 +380,14 @@ class RqQueueDriver(QueueDriver):
         pipe.lrem(Queue.redis_queue_namespace_prefix + origin, 0, job_id)
         for cls in (ScheduledJobRegistry, FailedJobRegistry, FinishedJobRegistry):
             pipe.zrem(_reg(cls, origin), job_id)
-        pipe.delete(Queue.job_class.key_for(job_id), Result.get_key(job_id))
+        pipe.delete(Queue.job_class.key_for(job_id), _results_key(job_id))
 
     # -- inspecting -------------------------------------------------------------------------------
 
     async def stats(self) -> dict[str, QueueStats]:
         return await self._run(self._stats)
 
-    def _stats(self, client: redis.Redis) -> dict[str, QueueStats]:
+    def _stats(self, client: Any) -> dict[str, QueueStats]:
         names = self._queue_names(client)
         now = time.time()
         with client.pipeline(transaction=False) as pipe:
@@ -421,7 +431,7 @@ class RqQueueDriver(QueueDriver):
     async def get_job(self, job_id: str) -> JobRecord | None:
         return await self._run(self._get_job, job_id)
 
-    def _get_job(self, client: redis.Redis, job_id: str) -> JobRecord | None:
+    def _get_job(self, client: Any, job_id: str) -> JobRecord | None:
         if not _ID.fullmatch(job_id):
             return None
         h = client.hgetall(Queue.job_class.key_for(job_id))
@@ -454,7 +464,7 @@ class RqQueueDriver(QueueDriver):
 
     # -- failed registry --------------------------------------------------------------------------
 
-    def _failed_scores(self, client: redis.Redis, queue: str | None) -> list[tuple[str, float]]:
+    def _failed_scores(self, client: Any, queue: str | None) -> list[tuple[str, float]]:
         """(job id, score) of every live entry of the failed registries (of ``queue``)."""
         names = [queue] if queue is not None else self._queue_names(client)
         now = time.time()
@@ -467,7 +477,7 @@ class RqQueueDriver(QueueDriver):
         return [(m.decode(), s) for reply in replies for m, s in reply]
 
     def _failed_entry(
-        self, client: redis.Redis, job_id: str, origin: str, h: dict[bytes, bytes]
+        self, client: Any, job_id: str, origin: str, h: dict[bytes, bytes]
     ) -> FailedJob | None:
         score = client.zscore(_reg(FailedJobRegistry, origin), job_id)
         if score is None or score <= time.time():
@@ -475,7 +485,7 @@ class RqQueueDriver(QueueDriver):
         return self._as_failed(client, job_id, h, score)
 
     def _as_failed(
-        self, client: redis.Redis, job_id: str, h: dict[bytes, bytes], score: float
+        self, client: Any, job_id: str, h: dict[bytes, bytes], score: float
     ) -> FailedJob:
         stored = read_hash(job_id, h)
         meta = stored.meta
@@ -499,7 +509,7 @@ class RqQueueDriver(QueueDriver):
             raw=stored.raw,
         )  # fmt: skip
 
-    def _latest_exc(self, client: redis.Redis, job_id: str) -> str:
+    def _latest_exc(self, client: Any, job_id: str) -> str:
         job = Queue.job_class(job_id, connection=client)
         try:
             result = Result.fetch_latest(job, serializer=JSONSerializer)
@@ -513,7 +523,7 @@ class RqQueueDriver(QueueDriver):
         return await self._run(self._failed_list, queue, offset, limit)
 
     def _failed_list(
-        self, client: redis.Redis, queue: str | None, offset: int, limit: int
+        self, client: Any, queue: str | None, offset: int, limit: int
     ) -> list[FailedJob]:
         entries = sorted(self._failed_scores(client, queue), key=lambda e: (e[1], e[0]))
         page = entries[::-1][offset : offset + limit]
@@ -530,7 +540,7 @@ class RqQueueDriver(QueueDriver):
     async def failed_get(self, job_id: str) -> FailedJob | None:
         return await self._run(self._failed_get, job_id)
 
-    def _failed_get(self, client: redis.Redis, job_id: str) -> FailedJob | None:
+    def _failed_get(self, client: Any, job_id: str) -> FailedJob | None:
         if not _ID.fullmatch(job_id):
             return None
         h = client.hgetall(Queue.job_class.key_for(job_id))
@@ -541,14 +551,12 @@ class RqQueueDriver(QueueDriver):
     async def failed_ids(self, queue: str | None = None) -> list[str]:
         return await self._run(self._failed_ids, queue)
 
-    def _failed_ids(self, client: redis.Redis, queue: str | None) -> list[str]:
+    def _failed_ids(self, client: Any, queue: str | None) -> list[str]:
         return [
             i for i, _ in sorted(self._failed_scores(client, queue), key=lambda e: (e[1], e[0]))
         ]
 
-    def _located(
-        self, client: redis.Redis, ids: Sequence[str]
-    ) -> list[tuple[str, dict[bytes, bytes]]]:
+    def _located(self, client: Any, ids: Sequence[str]) -> list[tuple[str, dict[bytes, bytes]]]:
         """The failed entries (id, job hash) among ``ids`` that are live."""
         wanted = [i for i in dict.fromkeys(ids) if _ID.fullmatch(i)]
         with client.pipeline(transaction=False) as pipe:
@@ -569,7 +577,7 @@ class RqQueueDriver(QueueDriver):
     async def failed_requeue(self, ids: Sequence[str]) -> int:
         return await self._run(self._failed_requeue, list(ids))
 
-    def _failed_requeue(self, client: redis.Redis, ids: list[str]) -> int:
+    def _failed_requeue(self, client: Any, ids: list[str]) -> int:
         moved = 0
         with client.pipeline(transaction=True) as pipe:
             for job_id, h in self._located(client, ids):
@@ -585,7 +593,7 @@ class RqQueueDriver(QueueDriver):
                     mapping={
                         "status": JobStatus.QUEUED.value,
                         "enqueued_at": utcformat(datetime.now(UTC)),
-                        "meta": JSONSerializer.dumps({META: {"attempts": 0}}),
+                        "meta": _json_bytes({META: {"attempts": 0}}),
                         "started_at": "",
                         "ended_at": "",
                     },
@@ -600,20 +608,20 @@ class RqQueueDriver(QueueDriver):
     async def failed_forget(self, ids: Sequence[str]) -> int:
         return await self._run(self._failed_forget, list(ids))
 
-    def _failed_forget(self, client: redis.Redis, ids: list[str]) -> int:
+    def _failed_forget(self, client: Any, ids: list[str]) -> int:
         found = self._located(client, ids)
         with client.pipeline(transaction=True) as pipe:
             for job_id, h in found:
                 origin = (h.get(b"origin") or b"").decode()
                 pipe.zrem(_reg(FailedJobRegistry, origin), job_id)
-                pipe.delete(Queue.job_class.key_for(job_id), Result.get_key(job_id))
+                pipe.delete(Queue.job_class.key_for(job_id), _results_key(job_id))
             pipe.execute()
         return len(found)
 
     async def failed_purge(self, queue: str | None = None) -> int:
         return await self._run(self._failed_purge, queue)
 
-    def _failed_purge(self, client: redis.Redis, queue: str | None) -> int:
+    def _failed_purge(self, client: Any, queue: str | None) -> int:
         names = [queue] if queue is not None else self._queue_names(client)
         now = time.time()
         count = 0
@@ -625,7 +633,7 @@ class RqQueueDriver(QueueDriver):
             with client.pipeline(transaction=True) as pipe:
                 for member, _ in entries:
                     job_id = member.decode()
-                    pipe.delete(Queue.job_class.key_for(job_id), Result.get_key(job_id))
+                    pipe.delete(Queue.job_class.key_for(job_id), _results_key(job_id))
                 pipe.zrem(registry, *(m for m, _ in entries))
                 pipe.execute()
             count += sum(1 for _, score in entries if score > now)
@@ -636,7 +644,7 @@ class RqQueueDriver(QueueDriver):
     async def worker_heartbeat(self, info: WorkerInfo, *, ttl: float) -> None:
         await self._run(self._heartbeat, info, ttl)
 
-    def _heartbeat(self, client: redis.Redis, info: WorkerInfo, ttl: float) -> None:
+    def _heartbeat(self, client: Any, info: WorkerInfo, ttl: float) -> None:
         with client.pipeline(transaction=True) as pipe:
             pipe.hset(HEARTBEATS, info.id, dumps(info))
             pipe.zadd(HEARTBEAT_EXPIRY, {info.id: time.time() + ttl})
@@ -645,7 +653,7 @@ class RqQueueDriver(QueueDriver):
     async def worker_gone(self, worker_id: str) -> None:
         await self._run(self._gone, worker_id)
 
-    def _gone(self, client: redis.Redis, worker_id: str) -> None:
+    def _gone(self, client: Any, worker_id: str) -> None:
         with client.pipeline(transaction=True) as pipe:
             pipe.hdel(HEARTBEATS, worker_id)
             pipe.zrem(HEARTBEAT_EXPIRY, worker_id)
@@ -654,10 +662,10 @@ class RqQueueDriver(QueueDriver):
     async def workers(self) -> list[WorkerInfo]:
         return await self._run(self._workers)
 
-    def _workers(self, client: redis.Redis) -> list[WorkerInfo]:
+    def _workers(self, client: Any) -> list[WorkerInfo]:
         return rq_workers(client) + self._heartbeats(client)
 
-    def _heartbeats(self, client: redis.Redis) -> list[WorkerInfo]:
+    def _heartbeats(self, client: Any) -> list[WorkerInfo]:
         now = time.time()
         expired = client.zrangebyscore(HEARTBEAT_EXPIRY, "-inf", now)
         if expired:
@@ -669,7 +677,7 @@ class RqQueueDriver(QueueDriver):
         return [loads(v, WorkerInfo) for v in client.hmget(HEARTBEATS, live) if v is not None]
 
 
-def rq_workers(client: redis.Redis) -> list[WorkerInfo]:
+def rq_workers(client: Any) -> list[WorkerInfo]:
     """The live workers of RQ's worker registry, as mqttq shows workers (one job at a time)."""
     from rq.worker_registration import REDIS_WORKER_KEYS
 
@@ -682,7 +690,7 @@ def rq_workers(client: redis.Redis) -> list[WorkerInfo]:
     for key, h in zip(keys, hashes, strict=True):
         if not h or h.get(b"death"):
             continue
-        name = key.decode().rpartition(":")[2]
+        name = bytes(key).decode().rpartition(":")[2]
         started = _ts(h.get(b"birth")) or 0.0
         out.append(
             WorkerInfo(

@@ -10,7 +10,6 @@ are ignored. RQ's JSON serializer is forced on every instance: nothing is ever u
 from __future__ import annotations
 
 import math
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -101,15 +100,6 @@ def envelope_of(value: Any) -> Envelope:
     except TypeError as exc:
         raise PayloadError(f"cannot decode job envelope: {exc}") from None
     return decode_job(data)
-
-
-def raw_data(job: rq.job.Job) -> bytes:
-    """The job's stored ``data``, decompressed, never deserialized."""
-    data = job.connection.hget(job.key, "data") or b""
-    try:
-        return zlib.decompress(data)
-    except zlib.error:
-        return bytes(data)
 
 
 def refusal(job: rq.job.Job) -> str | None:

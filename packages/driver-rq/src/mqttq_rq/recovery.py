@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import rq.worker
 from rq.job import JobStatus
@@ -12,21 +13,21 @@ from rq.serializers import JSONSerializer
 from mqttq_rq import _url
 from mqttq_rq.driver import RqQueueDriver
 from mqttq_rq.job import META, Job, Queue, mqttq_meta
-from mqttq_rq.worker import _record_abandoned
+from mqttq_rq.worker import _json_bytes, _record_abandoned
 
 
 def recover(
     settings: _url.Settings, queues: Sequence[str], names: Sequence[str], *, release: bool = False
 ) -> int:
     """See :meth:`mqttq_rq.pool.RqWorkerPool.recover`."""
-    client = RqQueueDriver.connect(settings)
+    client: Any = RqQueueDriver.connect(settings)
     wanted = {n.encode() for n in names}
     count = 0
     try:
         for name in dict.fromkeys(queues):
             registry = StartedJobRegistry(name, connection=client, job_class=Job,
                                           serializer=JSONSerializer)  # fmt: skip
-            mine = []
+            mine: list[tuple[bytes, str]] = []
             for member, _ in client.zrange(registry.key, 0, -1, withscores=True):
                 job_id = member.decode().split(":")[0]
                 status, worker = client.hmget(Job.key_for(job_id), "status", "worker_name")
@@ -45,13 +46,13 @@ def recover(
                 rq.worker.Worker.redis_worker_namespace_prefix + worker_name, connection=client
             )
             if found is not None:
-                found.register_death()
+                found.register_death()  # type: ignore[no-untyped-call]
     finally:
         client.close()
     return count
 
 
-def _release(client: object, queue: str, jobs: list[tuple[bytes, str]]) -> None:
+def _release(client: Any, queue: str, jobs: list[tuple[bytes, str]]) -> None:
     """Back to the front of the queue, the interrupted attempt given back (a cold stop)."""
     q = Queue(queue, connection=client)
     registry = StartedJobRegistry(
@@ -62,9 +63,9 @@ def _release(client: object, queue: str, jobs: list[tuple[bytes, str]]) -> None:
         meta = mqttq_meta(job)
         meta["attempts"] = max(0, int(meta.get("attempts", 1)) - 1)
         job.meta[META] = meta
-        with client.pipeline(transaction=True) as pipe:  # type: ignore[attr-defined]
+        with client.pipeline(transaction=True) as pipe:
             pipe.zrem(registry.key, member)
             pipe.hset(job.key, mapping={"status": JobStatus.QUEUED.value,
-                                        "meta": JSONSerializer.dumps(job.meta)})  # fmt: skip
+                                        "meta": _json_bytes(job.meta)})  # fmt: skip
             pipe.lpush(q.key, job_id)
             pipe.execute()

@@ -36,6 +36,11 @@ from mqttq_rq.job import META, Job, Queue, envelope_of, mqttq_meta, refusal
 log = logging.getLogger("mqttq.rq")
 
 
+def _json_bytes(value: Any) -> bytes:
+    """``value`` as RQ's JSON serializer writes it."""
+    return json.dumps(value).encode("utf-8")
+
+
 def _names(queues: Any) -> tuple[list[str], Any]:
     items = [queues] if isinstance(queues, str | rq.queue.Queue) else list(queues)
     names = [q if isinstance(q, str) else q.name for q in items]
@@ -73,17 +78,15 @@ def policy_mapping(app: Any, job: Any, envelope: Envelope) -> dict[str, Any]:
     if not meta.get("policy"):  # the first run (or the first after `mqttq failed retry`)
         if max_tries > 1:
             backoff = envelope.backoff or spec.backoff
-            retry = Retry(
-                max=max_tries - 1,
-                interval=[_core.retry_delay(backoff, n) for n in range(1, max_tries)],
-            )
+            intervals: list[Any] = [_core.retry_delay(backoff, n) for n in range(1, max_tries)]
+            retry = Retry(max=max_tries - 1, interval=intervals)
             job.retries_left, job.retry_intervals = retry.max, retry.intervals
             mapping["retries_left"] = retry.max
             mapping["retry_intervals"] = json.dumps(retry.intervals)
         meta["policy"] = True
     meta["attempts"] = int(meta.get("attempts", 0)) + 1
     job.meta = {**(job.meta if isinstance(job.meta, dict) else {}), META: meta}
-    mapping["meta"] = JSONSerializer.dumps(job.meta)
+    mapping["meta"] = _json_bytes(job.meta)
     return mapping
 
 
@@ -103,7 +106,7 @@ def refuse(connection: Any, job: Any, queue: Any, problem: str, failed_ttl: floa
             mapping={
                 "status": JobStatus.FAILED.value,
                 "ended_at": utcformat(rq.utils.now()),
-                "meta": JSONSerializer.dumps({META: meta}),
+                "meta": _json_bytes({META: meta}),
                 "failure_ttl": ttl,
                 "retries_left": 0,
             },
