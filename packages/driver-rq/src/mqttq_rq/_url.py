@@ -97,8 +97,9 @@ def parse(url: str, options: dict[str, Any]) -> Settings:
             query.append((key, value))
     values.update(options)  # keyword options win over the URL
     settings = {k: _OPTIONS[k](v) for k, v in values.items() if k not in _IGNORED}
-    redis_url = urlunsplit(parts._replace(scheme=scheme, query=urlencode(query)))
-    display = redact(urlunsplit(parts._replace(query="")))
+    where = f"{parts.netloc}{parts.path}"
+    redis_url = f"{scheme}://{where}" + (f"?{urlencode(query)}" if query else "")
+    display = redact(f"{parts.scheme}://{where}")
     _check_redis_url(redis_url, display)
     return Settings(redis_url=redis_url, display_url=display, **settings)
 
@@ -124,6 +125,9 @@ def _check_redis_url(url: str, shown: str) -> None:
         pool.make_connection()  # builds the connection object; connects only on first use
     except TypeError as exc:
         detail = str(exc).rpartition("argument ")[2].strip() or str(exc)
-        raise ConfigError(f"unknown Redis URL option {detail} in {shown!r}") from None
+        ours = ", ".join(sorted(set(_OPTIONS) - _IGNORED))
+        raise ConfigError(
+            f"unknown Redis URL option {detail} in {shown!r} (mqttq-rq's own: {ours})"
+        ) from None
     except (ValueError, redis.RedisError) as exc:
         raise ConfigError(f"bad Redis URL {shown!r}: {exc}") from None
