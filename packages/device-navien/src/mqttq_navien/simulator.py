@@ -169,8 +169,8 @@ class NavienSimulator:
         self.requests: list[ReceivedRequest] = []
         #: every message published (replies, presence), in order
         self.published: list[Published] = []
-        #: called with each request once it is answered (quick, no I/O)
-        self.on_request: list[Callable[[ReceivedRequest], Any]] = []
+        #: called with each request and its answer once it is answered (quick, no I/O)
+        self.on_request: list[Callable[[ReceivedRequest, Published], Any]] = []
         self._last_control: float | None = None
         self._updated = clock()
         self._transport: Transport | None = None
@@ -277,6 +277,10 @@ class NavienSimulator:
 
     # -- running ----------------------------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None and self._transport.connected
+
     async def start(self) -> None:
         """Connect (retrying until the broker answers), subscribe, announce, answer."""
         if self._transport is not None:
@@ -324,9 +328,13 @@ class NavienSimulator:
         if transport is not None:
             await self._publish(transport, self.presence_topic, self.presence(True))
 
-    async def _publish(self, transport: Transport, topic: str, document: dict[str, Any]) -> None:
+    async def _publish(
+        self, transport: Transport, topic: str, document: dict[str, Any]
+    ) -> Published:
         await transport.publish(topic, protocol.encode(document), qos=1)
-        self.published.append(Published(topic, document))
+        published = Published(topic, document)
+        self.published.append(published)
+        return published
 
     async def _serve(self, transport: Transport) -> None:
         async for delivery in transport.messages():
@@ -357,12 +365,12 @@ class NavienSimulator:
         self.requests.append(received)
         reply_to = self._reply_topic(received)
         if suffix.startswith(protocol.CONTROL_SUFFIX):
-            await self._control(transport, received, reply_to)
+            answer = await self._control(transport, received, reply_to)
         else:
-            await self._query(transport, received, reply_to)
+            answer = await self._query(transport, received, reply_to)
         for callback in self.on_request:
             try:
-                callback(received)
+                callback(received, answer)
             except Exception:
                 log.exception("an on_request callback failed")
 
@@ -388,7 +396,9 @@ class NavienSimulator:
             },
         }
 
-    async def _query(self, transport: Transport, received: ReceivedRequest, reply_to: str) -> None:
+    async def _query(
+        self, transport: Transport, received: ReceivedRequest, reply_to: str
+    ) -> Published:
         suffix = received.suffix
         response: dict[str, Any]
         if suffix == "st":
@@ -400,7 +410,7 @@ class NavienSimulator:
         else:  # energy, software...: the fields asked for, and nothing measured
             asked = {k: v for k, v in received.request.items() if k not in _ENVELOPE_KEYS}
             response = {**asked, "usage": []} if "energy-usage" in suffix else asked
-        await self._publish(transport, reply_to, self._reply(received, reply_to, **response))
+        return await self._publish(transport, reply_to, self._reply(received, reply_to, **response))
 
     def _reservations(self) -> dict[str, Any]:
         return {
@@ -410,23 +420,21 @@ class NavienSimulator:
 
     async def _control(
         self, transport: Transport, received: ReceivedRequest, reply_to: str
-    ) -> None:
+    ) -> Published:
         now = self.clock()
         last = self._last_control
         if last is not None and now - last < self.control_interval:
-            await self._fail(transport, received, protocol.FAIL_CONTROL_INTERVAL)
-            return
+            return await self._fail(transport, received, protocol.FAIL_CONTROL_INTERVAL)
         self._advance()
         try:
             response = self._apply(received)
         except _Invalid as exc:
             log.info("ctrl-fail %d for %s: %s", FAIL_INVALID, received.topic, exc)
-            await self._fail(transport, received, FAIL_INVALID)
-            return
+            return await self._fail(transport, received, FAIL_INVALID)
         self._last_control = now
-        await self._publish(transport, reply_to, self._reply(received, reply_to, **response))
+        return await self._publish(transport, reply_to, self._reply(received, reply_to, **response))
 
-    async def _fail(self, transport: Transport, received: ReceivedRequest, code: int) -> None:
+    async def _fail(self, transport: Transport, received: ReceivedRequest, code: int) -> Published:
         document = received.document
         failure = {
             "clientID": document.get("clientID"),
@@ -440,7 +448,7 @@ class NavienSimulator:
                 "failCode": code,
             },
         }
-        await self._publish(transport, protocol.ctrl_fail_topic(self.mac), failure)
+        return await self._publish(transport, protocol.ctrl_fail_topic(self.mac), failure)
 
     def _apply(self, received: ReceivedRequest) -> dict[str, Any]:
         """Change the heater's state for a control; the ``response`` to send back."""
