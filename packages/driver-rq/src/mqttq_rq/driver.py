@@ -297,10 +297,13 @@ class RqQueueDriver(QueueDriver):
 
     def _write(self, client: Any, pipe: Any, planned: list[tuple[Envelope, bool]]) -> None:
         job_key = Queue.job_class.key_for
-        with client.pipeline(transaction=False) as look:
-            for job, _ in planned:
-                look.hmget(job_key(job.id), "status", "origin")
-            found = look.execute()
+        keys = [job_key(job.id) for job, _ in planned]
+        found: list[Any] = [(None, None)] * len(planned)
+        if client.exists(*keys):  # usually none: fresh ids; else look at each
+            with client.pipeline(transaction=False) as look:
+                for key in keys:
+                    look.hmget(key, "status", "origin")
+                found = look.execute()
         store: list[Envelope] = []
         stale: list[tuple[str, str]] = []
         for (job, unique), (status, origin) in zip(planned, found, strict=True):

@@ -29,7 +29,7 @@ def run(envelope: Any) -> None:
     not kept, as in mqttq."""
     rq_job = get_current_job()
     app = _core.current_app()
-    job = envelope_of(envelope)
+    job = getattr(rq_job, "mqttq_envelope", None) or envelope_of(envelope)
     if job.name not in app.jobs:
         _final(rq_job)
         error = str(_unknown(app, job.name))

@@ -34,11 +34,17 @@ class Job(rq.job.Job):
     """An RQ job as mqttq-rq writes and runs it. Reads JSON only; runs only :data:`ENTRY`."""
 
     def __init__(self, id: str | None = None, connection: Any = None, serializer: Any = None):
-        super().__init__(id=id, connection=connection, serializer=JSONSerializer)
+        # RQ resolves a serializer through a (slow) runtime Protocol check per job; JSON is forced
+        # here anyway, and nothing is deserialized before this assignment
+        super().__init__(id=id, connection=connection, serializer=None)
+        self.serializer = JSONSerializer
 
     @property
     def func(self) -> Any:
-        problem = refusal(self)
+        if self.mqttq_envelope is not None and self.func_name == ENTRY and self.instance is None:
+            problem = None  # vetted by the worker before it started the job
+        else:
+            problem = refusal(self)
         if problem is not None:
             raise RefusedJobError(problem)
         from mqttq_rq.entry import run
@@ -60,6 +66,16 @@ class Job(rq.job.Job):
 
     def send_webhooks(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+    #: set by the worker before the job runs: its decoded envelope, and mqttq's policy fields,
+    #: written with RQ's own bookkeeping when execution starts (no extra round trip)
+    mqttq_envelope: Envelope | None = None
+    mqttq_fields: dict[str, Any] | None = None
+
+    def prepare_for_execution(self, worker_name: str, pipeline: Any, *args: Any, **kw: Any) -> None:
+        super().prepare_for_execution(worker_name, pipeline, *args, **kw)
+        if self.mqttq_fields:
+            pipeline.hset(self.key, mapping=self.mqttq_fields)
 
 
 class Queue(rq.queue.Queue):
@@ -104,25 +120,29 @@ def envelope_of(value: Any) -> Envelope:
 
 def refusal(job: rq.job.Job) -> str | None:
     """Why ``job`` must not run (``None`` when it is a job mqttq-rq wrote)."""
+    return vet(job)[0]
+
+
+def vet(job: rq.job.Job) -> tuple[str | None, Envelope | None]:
+    """(why ``job`` must not run, or ``None``; its envelope when it has one)."""
     try:
         func_name, instance, args, kwargs = job.func_name, job.instance, job.args, job.kwargs
     except DeserializationError:
         return (
             "cannot decode the RQ job: its data is not JSON (a pickle, or corrupt); "
             "mqttq-rq never unpickles, nothing was run"
-        )
+        ), None
     if func_name != ENTRY or instance is not None:
         return (
             f"refused: the RQ job names {func_name!r}, not mqttq-rq's entry point {ENTRY!r}; "
             "nothing was run"
-        )
+        ), None
     if not isinstance(args, list | tuple) or len(args) != 1 or kwargs:
-        return "cannot decode the RQ job: its arguments are not one mqttq envelope"
+        return "cannot decode the RQ job: its arguments are not one mqttq envelope", None
     try:
-        envelope_of(args[0])
+        return None, envelope_of(args[0])
     except PayloadError as exc:
-        return str(exc)
-    return None
+        return str(exc), None
 
 
 def mqttq_meta(job: rq.job.Job) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from rq.utils import utcformat
 
 from mqttq.plugin import Envelope
 from mqttq_rq import _core, entry
-from mqttq_rq.job import META, Job, Queue, envelope_of, mqttq_meta, refusal
+from mqttq_rq.job import META, Job, Queue, envelope_of, mqttq_meta, vet
 
 log = logging.getLogger("mqttq.rq")
 
@@ -50,10 +50,9 @@ def _names(queues: Any) -> tuple[list[str], Any]:
 
 def check(app: Any, job: Any) -> tuple[str | None, Envelope | None]:
     """(why ``job`` must not run, its envelope): what the worker looks at before running it."""
-    problem = refusal(job)
-    if problem is not None:
+    problem, envelope = vet(job)
+    if problem is not None or envelope is None:
         return problem, None
-    envelope = envelope_of(job.args[0])
     if envelope.name not in app.jobs:
         return str(entry._unknown(app, envelope.name)), envelope
     message = _core.poison_message(envelope)
@@ -148,7 +147,8 @@ class _Mqttq:
             self.increment_failed_job_count()  # type: ignore[attr-defined]
             return
         assert envelope is not None
-        self.connection.hset(job.key, mapping=policy_mapping(app, job, envelope))  # type: ignore[attr-defined]
+        job.mqttq_envelope = envelope
+        job.mqttq_fields = policy_mapping(app, job, envelope)  # stored as the job starts
         super().execute_job(job, queue)  # type: ignore[misc]
 
     def handle_work_horse_killed(self, job: Any, retpid: Any, ret_val: Any, rusage: Any) -> None:
