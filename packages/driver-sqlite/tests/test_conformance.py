@@ -50,5 +50,5 @@ class TestSqliteQueueDriver(QueueDriverSuite):
 class TestSqlitePlugin(PluginPackageSuite):
     distribution = "mqttq-sqlite"
     plugin_name = "sqlite"
-    provides = {"queue_drivers": {"sqlite"}}
-    heavy_imports = {"sqlite3", "mqttq_sqlite.driver"}
+    provides = {"queue_drivers": {"sqlite"}, "command_stores": {"sqlite"}}
+    heavy_imports = {"sqlite3", "mqttq_sqlite.driver", "mqttq_sqlite.commands"}

@@ -22,6 +22,7 @@ from mqttq.queue import Queue
 
 if TYPE_CHECKING:
     from mqttq.catalog import Catalog
+    from mqttq.devices.models import CommandEvent
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class App:
         """True when some plugin implements ``mqttq_job_event`` (events are skipped otherwise)."""
         return bool(self._observers)
 
-    def emit(self, event: JobEvent) -> None:
+    def emit(self, event: JobEvent | CommandEvent) -> None:
         """Tell each observer in turn; one that raises is logged (once per plugin and kind of
         error) and never keeps the others, or the job, from going on."""
         for impl in self._observers:

@@ -35,9 +35,16 @@ def _strict_str(value: Any, _: type) -> str:
     return value
 
 
+def _bytes(value: Any, _: type) -> bytes:
+    if not isinstance(value, bytes):  # a tagged value is untagged before structuring
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
+    return value
+
+
 converter = make_converter()
 converter.register_unstructure_hook(bytes, _tag_bytes)
 converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook(bytes, _bytes)
 
 
 def _untag(value: Any) -> Any:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import typer
 
     from mqttq.catalog import Register
+    from mqttq.devices.models import CommandEvent
     from mqttq.models import JobEvent
 
 hookspec = pluggy.HookspecMarker("mqttq")
@@ -136,8 +137,10 @@ def mqttq_register_commands(cli: typer.Typer) -> None:
 
 
 @hookspec
-def mqttq_job_event(event: JobEvent) -> None:
-    """Called for every job event: enqueued, started, succeeded, retrying, failed, released.
+def mqttq_job_event(event: JobEvent | CommandEvent) -> None:
+    """Called for every job event (a ``JobEvent``: enqueued, started, succeeded, retrying,
+    failed, released) and every device command event (a ``CommandEvent``, ``kind`` starting
+    with ``command.``: queued, sent, resent, acknowledged, rejected, expired, dropped).
 
     Runs on the worker's event loop: it must be quick and do no I/O (hand the event to a queue
     or a metrics counter). An exception here is logged and never affects the job.

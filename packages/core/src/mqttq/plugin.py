@@ -2,6 +2,9 @@
 needs, in one import. This is the stable surface: names here keep their meaning across minor
 versions; anything imported from elsewhere in ``mqttq`` may change.
 
+Device families and command stores find :class:`DeviceAdapter`, :class:`Command`, :class:`Reply`
+and :class:`CommandStore` here too.
+
 A plugin module::
 
     from mqttq.plugin import Register, hookimpl
@@ -20,6 +23,15 @@ from __future__ import annotations
 from mqttq.catalog import Register, import_target
 from mqttq.codec import decode_job, decode_value, dumps, encode_job, loads
 from mqttq.config import MqttConfig
+from mqttq.devices import (
+    Command,
+    CommandState,
+    CommandStore,
+    DeviceAdapter,
+    Reply,
+    StoredCommand,
+    check_device_id,
+)
 from mqttq.errors import (
     ConfigError,
     DriverError,
@@ -62,8 +74,12 @@ __all__ = [
     "AsyncResource",
     "Backoff",
     "Capability",
+    "Command",
+    "CommandState",
+    "CommandStore",
     "ConfigError",
     "Delivery",
+    "DeviceAdapter",
     "DriverError",
     "DriverUnavailable",
     "Envelope",
@@ -83,14 +99,17 @@ __all__ = [
     "QueueNotFoundError",
     "QueueStats",
     "Register",
+    "Reply",
     "RetryPolicy",
     "Stopped",
+    "StoredCommand",
     "Subscription",
     "Transport",
     "TransportError",
     "Will",
     "WorkerInfo",
     "WorkerPool",
+    "check_device_id",
     "decode_job",
     "decode_value",
     "dumps",

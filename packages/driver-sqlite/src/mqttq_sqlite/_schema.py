@@ -63,8 +63,20 @@ INSERT_JOB = (
     "VALUES (?, ?, 0, ?, ?, ?, ?)"
 )
 
+# the device command store (mqttq_sqlite.commands): every command not settled yet, per device in
+# lane order (seq)
+_V2 = (
+    """CREATE TABLE mqttq_commands (
+        id TEXT PRIMARY KEY,
+        device TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        body BLOB NOT NULL
+    )""",
+    "CREATE INDEX mqttq_commands_lane ON mqttq_commands (device, seq)",
+)
+
 #: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from mqttq.cli import config, failed, ingest, inspect, jobs, worker
+from mqttq.cli import config, devices, failed, ingest, inspect, jobs, worker
 from mqttq.cli._common import (
     CliError,
     MqttqGroup,
@@ -83,6 +83,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
     failed.register(app)
     inspect.register(app)
     config.register(app)
+    devices.register(app)
     return app
 
 

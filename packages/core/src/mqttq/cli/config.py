@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -38,6 +39,34 @@ def _runner_problems(app: App) -> Problems:
     except MqttqError as exc:
         return [("worker.runner", str(exc))]
     return []
+
+
+def _device_problems(app: App) -> Problems:
+    """The command store and each device: its family is installed and its id is one the
+    family's adapter accepts (no I/O)."""
+    from mqttq.devices.client import make_store
+
+    problems: Problems = []
+    try:
+        make_store(app)
+    except MqttqError as exc:
+        problems.append(("devices.store", str(exc)))
+    adapters: dict[str, Any] = {}
+    for i, item in enumerate(app.config.devices.items):
+        key = f"devices.items[{i}]"
+        try:
+            if item.adapter not in adapters:
+                cls = app.host.catalog("devices").load(item.adapter)
+                adapters[item.adapter] = cls(client_id="mqttq-config-check")
+            adapter = adapters[item.adapter]
+            register = getattr(adapter, "add_device", None)
+            if register is not None:
+                register(item.id, **item.options)
+            else:
+                adapter.check_device(item.id)
+        except MqttqError as exc:
+            problems.append((key, str(exc)))
+    return problems
 
 
 def _keyed(exc: ConfigError, default_key: str) -> tuple[str, str]:
@@ -75,6 +104,7 @@ def find_problems(config: Config, host: PluginHost) -> Problems:
         + _runner_problems(app)
         + _transport_problems(app)
         + _route_problems(app)
+        + _device_problems(app)
         + job_problems
     )
 

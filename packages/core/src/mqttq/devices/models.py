@@ -52,6 +52,8 @@ class Command:
     kind: str
     topic: str
     payload: bytes = attrs.field(converter=_as_bytes)
+    #: the adapter family that built it (its replies are read by that adapter)
+    family: str = ""
     qos: int = attrs.field(default=1, validator=attrs.validators.in_((0, 1, 2)))
     control: bool = True
     coalesce: bool = False
@@ -81,7 +83,8 @@ class Reply:
     the front of its lane and the lane waits ``retry_after`` seconds, or a backoff). A reply
     answers the oldest command in flight to ``device`` that the adapter's
     :meth:`~mqttq.devices.DeviceAdapter.answers` accepts. Without ``outcome`` (pushed status,
-    presence), nothing is settled. ``data`` is the decoded content (an attrs model).
+    presence), nothing is settled. ``data`` is the decoded content (an attrs model). ``online``
+    (presence): whether the device is connected; no command is sent to a device known offline.
     """
 
     device: str
@@ -91,6 +94,7 @@ class Reply:
     data: Any = None
     reason: str = ""
     retry_after: float | None = None
+    online: bool | None = None
 
 
 @attrs.frozen(kw_only=True)
