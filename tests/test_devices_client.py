@@ -17,7 +17,18 @@ from mqttq.testing import eventually
 from mqttq.testing.services import Mosquitto
 
 
-def make_client(broker: Mosquitto, **devices: Any) -> DeviceClient:
+class Events:
+    """An observer plugin: the kinds of every event it saw."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    @mqttq.hookimpl
+    def mqttq_job_event(self, event: Any) -> None:
+        self.kinds.append(event.kind)
+
+
+def make_client(broker: Mosquitto, events: Events | None = None, **devices: Any) -> DeviceClient:
     config = structure(
         {
             "mqtt": {"url": broker.url, "reconnect_min": 0.05, "reconnect_max": 0.5},
@@ -25,7 +36,10 @@ def make_client(broker: Mosquitto, **devices: Any) -> DeviceClient:
             "devices": {"client_id": f"devices-{uuid.uuid4().hex[:6]}", **devices},
         }
     )
-    host = mqttq.make_plugin_manager(autoload=False, extra=[("echo", EchoPlugin())])
+    plugins: list[tuple[str, object]] = [("echo", EchoPlugin())]
+    if events is not None:
+        plugins.append(("events", events))
+    host = mqttq.make_plugin_manager(autoload=False, extra=plugins)
     return DeviceClient(mqttq.App(config, host=host))
 
 
@@ -158,3 +172,45 @@ async def test_device_ids_that_could_reach_other_topics_are_refused(
         with pytest.raises(mqttq.ConfigError, match="device id"):
             client.add_device("echo", bad)
     assert client.devices() == []
+
+
+async def test_a_new_command_never_overtakes_a_flushing_backlog(mosquitto: Mosquitto) -> None:
+    mosquitto.stop()
+    client = make_client(mosquitto, pacing=0.02)  # slow enough to send into the flush
+    client.add_device("echo", "f")
+    async with client:
+        backlog = [await client.send(adapter(client).command("f", n)) for n in range(40)]
+        mosquitto.start()
+        async with echo_devices(mosquitto.url, "f") as [device]:
+            await client.wait_connected(30)
+            await eventually(lambda: device.got, timeout=30, what="the flush to start")
+            late = await client.send(adapter(client).command("f", 1000))
+            assert late.state is CommandState.QUEUED  # behind the backlog, not sent at once
+            await late.wait(30)
+            assert all(h.state is CommandState.ACKNOWLEDGED for h in backlog)
+    assert device.got == [*range(40), 1000]
+
+
+async def test_expired_commands_are_reported_and_never_sent(mosquitto: Mosquitto) -> None:
+    mosquitto.stop()
+    events = Events()
+    client = make_client(mosquitto, events, max_queued_command_age=0.5)
+    client.add_device("echo", "e")
+    async with client:
+        old = await client.send(adapter(client).command("e", 1))
+        await old.wait(10)
+        assert old.state is CommandState.EXPIRED
+        assert old.reason == "not sent within 0.5s"
+        mosquitto.start()
+        async with echo_devices(mosquitto.url, "e") as [device]:
+            await client.wait_connected(30)
+            fresh = await client.send(adapter(client).command("e", 2))
+            await fresh.wait(10)
+    assert device.got == [2]
+    assert events.kinds == [
+        "command.queued",
+        "command.expired",
+        "command.queued",
+        "command.sent",
+        "command.acknowledged",
+    ]

@@ -100,8 +100,9 @@ class QueueDriver(AsyncResource, abc.ABC):
     * A stored entry that cannot be decoded (corrupt bytes, an envelope of a newer version) is
       never handed out and never stops a claim: it goes to the failed registry with its raw
       bytes (``FailedJob.raw``) and the reason, and the jobs behind it are claimed as usual.
-    * ``ack``, ``extend`` and ``release`` ignore ids that are not reserved; calling them twice
-      does nothing more.
+    * ``ack`` forgets a job wherever it is (a slow worker may ack after its lease ran out and
+      the job went back to ready); ``extend`` and ``release`` ignore ids that are not reserved.
+      Unknown ids are ignored; calling any of them twice does nothing more.
     """
 
     #: URL schemes this class serves (informational; the plugin registers the names).
@@ -148,7 +149,7 @@ class QueueDriver(AsyncResource, abc.ABC):
         raise _unsupported(self, Capability.CLAIM)
 
     async def ack(self, ids: Sequence[str]) -> None:
-        """The jobs are done: forget them and free their unique keys."""
+        """The jobs are done: forget them, wherever they are, and free their unique keys."""
         raise _unsupported(self, Capability.CLAIM)
 
     async def extend(self, ids: Sequence[str], *, lease: float) -> None:
