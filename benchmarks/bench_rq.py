@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import _common as c
 
@@ -61,7 +60,8 @@ def rq_worker(kind: str) -> None:
 
     cls = SimpleWorker if kind == "simple" else Worker
     q = Queue(QUEUE, connection=Redis.from_url(URL))
-    cls([q], connection=q.connection).work(burst=True, logging_level="WARNING")
+    # INFO: `rq worker`'s default, and what mqttq-rq's workers log at
+    cls([q], connection=q.connection).work(burst=True, logging_level="INFO")
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -72,8 +72,19 @@ def redis_server(directory: Path) -> Iterator[str]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     port = c.free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory)],  # fmt: skip
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -135,9 +146,8 @@ class Bench:
         return asyncio.run(go())
 
     def rq_enqueue(self, n: int, bulk: bool) -> float:
-        from rq import Queue
-
         from bench_rq import noop  # not __main__'s: RQ workers import it by name
+        from rq import Queue
 
         q = Queue(QUEUE, connection=self.client)
         q.enqueue(noop, -1, 0.0)
@@ -169,8 +179,9 @@ class Bench:
             code = f"import bench_rq; bench_rq.rq_worker({'simple' if simple else 'fork'!r})"
             cmds = [c.python_cmd("-c", code) for _ in range(count)]
         return [
-            subprocess.Popen(cmd, env=self.env, cwd=c.ROOT, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)  # fmt: skip
+            subprocess.Popen(
+                cmd, env=self.env, cwd=c.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             for cmd in cmds
         ]
 
@@ -230,8 +241,14 @@ def main(argv: list[str]) -> int:
         bulk = enqueue(True, n_bulk)
         med = {k: c.median(v) for k, v in one.items()}
         metrics.append(
-            c.Metric("enqueue, one at a time", "jobs/s", med, "mqttq-rq",
-                     references={"vs rq": "rq"}, extra={"rounds": one, "n": n_one})  # fmt: skip
+            c.Metric(
+                "enqueue, one at a time",
+                "jobs/s",
+                med,
+                "mqttq-rq",
+                references={"vs rq": "rq"},
+                extra={"rounds": one, "n": n_one},
+            )
         )
         bulk_med = {k: c.median(v) for k, v in bulk.items()}
         vs_one = c.ratio(bulk_med["mqttq-rq"], med["rq"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import os
 import pickle
 import signal
@@ -15,7 +16,7 @@ import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,11 +147,14 @@ def test_on_failure_runs_once_when_the_job_fails_for_good(env: Env) -> None:
 def test_delayed_and_at_jobs_survive_a_restart_and_never_run_early(env: Env) -> None:
     """``later`` and ``at`` jobs wait in RQ's scheduled registry through a worker restart and
     run at their time, never before it."""
-    due_later = time.time() + 5.0
-    due_at = datetime.now() + timedelta(seconds=6.3)
+    # due just before a whole second: RQ, which keeps whole seconds, would run them up to 0.95 s
+    # early if the driver rounded their times down as RQ does
+    second = math.ceil(time.time()) + 5
+    due_later, due_at = second + 0.95, datetime.fromtimestamp(second + 1.9)
 
     async def push(app: App) -> None:
-        await app.queue.later(5.0, "rq_testjobs:sleepy", kwargs={"key": "later"})
+        delay = due_later - time.time()
+        await app.queue.later(delay, "rq_testjobs:sleepy", kwargs={"key": "later"})
         await app.queue.at(due_at, "rq_testjobs:sleepy", kwargs={"key": "at"})
 
     env.app_call(push)

@@ -12,6 +12,7 @@ RQ's JSON serializer and mqttq-rq's job and queue classes are forced.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -125,6 +126,8 @@ class _Mqttq:
     #: True under ``mqttq worker``: a second signal stops at once, without RQ's 1 s guard
     #: against a terminal's duplicate signals (the pool sends each signal once)
     supervised = False
+    #: mqttq shows no results: RQ's "result is kept for N seconds" line after every job is noise
+    log_result_lifespan = False
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         names, connection = _names(queues)
@@ -136,6 +139,9 @@ class _Mqttq:
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         _core.current_app()  # load the configured jobs now: forked work-horses inherit them
+        # keep the garbage collector of each work-horse off everything loaded so far: it would
+        # otherwise write to (and so copy) every inherited page of the worker's heap
+        gc.freeze()
         super().bootstrap(*args, **kwargs)  # type: ignore[misc]
 
     def execute_job(self, job: Any, queue: Any) -> None:
