@@ -127,6 +127,15 @@ def test_a_status_without_request_topic_settles_nothing(adapter: NavienAdapter) 
     assert reply.request_topic is None
 
 
+def test_a_status_pushed_on_the_device_topic_is_decoded(adapter: NavienAdapter) -> None:
+    document = json.loads(status_reply(None))
+    del document["clientID"]
+    reply = adapter.interpret(f"cmd/52/navilink-{MAC}/res/st", json.dumps(document).encode())
+    assert reply is not None
+    assert (reply.device, reply.kind, reply.outcome) == (MAC, "status", None)
+    assert reply.data.dhw_mode is DhwMode.ENERGY_SAVER
+
+
 def test_a_request_topic_of_another_device_is_not_an_answer(adapter: NavienAdapter) -> None:
     reply = adapter.interpret(ACK, status_reply("cmd/52/navilink-aaaaaaaaaaaa/ctrl"))
     assert reply is not None
@@ -309,10 +318,10 @@ def ctrl_fail(code: int, client: str | None = CID, request_topic: str | None = N
 FAIL_TOPIC = f"cmd/52/navilink-{MAC}/res/ctrl-fail"
 
 
-def test_ctrl_fail_code_2_is_busy_and_retried_after_the_pacing(adapter: NavienAdapter) -> None:
+def test_ctrl_fail_code_2_is_busy(adapter: NavienAdapter) -> None:
     reply = adapter.interpret(FAIL_TOPIC, ctrl_fail(2))
     assert reply is not None
-    assert (reply.kind, reply.outcome, reply.retry_after) == ("ctrl-fail", "busy", 1.0)
+    assert (reply.kind, reply.outcome, reply.retry_after) == ("ctrl-fail", "busy", None)
     assert isinstance(reply.data, ControlFailure)
     assert reply.data.busy
     assert "failCode 2" in reply.reason
@@ -369,6 +378,7 @@ def test_presence_events_say_online_or_offline(
     assert (reply.device, reply.kind, reply.outcome) == (MAC, "presence", None)
     assert isinstance(reply.data, Presence)
     assert reply.data.online is online
+    assert reply.online is online  # what the device client holds commands on
     assert reply.data.status == status
     assert (reply.data.os, reply.data.model_type_code) == ("P", 513)
 

@@ -180,6 +180,7 @@ def test_request_matches_its_golden_file(adapter: NavienAdapter, case: str) -> N
     command = build(adapter)
     assert wire(command) == (GOLDEN / f"{case}.txt").read_bytes()
     assert command.device == MAC
+    assert command.family == "navien"
     assert command.kind == kind
     assert command.control is control
     assert command.qos == 1

@@ -167,6 +167,7 @@ class NavienAdapter(DeviceAdapter):
         return Command(
             device=known.mac,
             kind=kind,
+            family=self.family,
             topic=topic,
             payload=protocol.encode(document),
             control=control,
@@ -481,8 +482,7 @@ class NavienAdapter(DeviceAdapter):
                 request_topic=answered,
                 data=failure,
                 reason="ctrl-fail: failCode 2 (control interval exceeded)",
-                retry_after=self.pacing,
-            )
+            )  # the lane backs off from its pacing (the configured one, maybe not ours)
         return Reply(
             device=mac,
             kind="ctrl-fail",
@@ -517,7 +517,7 @@ class NavienAdapter(DeviceAdapter):
             client_id=client if isinstance(client, str) else None,
             raw=dict(document),
         )
-        return Reply(device=mac, kind="presence", data=presence)
+        return Reply(device=mac, kind="presence", data=presence, online=presence.online)
 
     def answers(self, command: Command, reply: Reply) -> bool:
         if reply.kind == "ctrl-fail":
