@@ -185,7 +185,7 @@ class DeviceClient:
         if not self._make_room(lane, handle):
             return handle
         entry = Entry(handle=handle, seq=lane.seq())
-        lane.entries.append(entry)
+        lane.add(entry)
         if self.store.durable:
             await self._write([StoredCommand(command=command, seq=entry.seq)])
         self._emit(handle, "queued")
@@ -193,7 +193,7 @@ class DeviceClient:
         if up is entry:
             await self._publish(lane, entry)
         else:
-            lane.wake.set()
+            lane.wake()
         return handle
 
     def _make_room(self, lane: Lane, handle: CommandHandle) -> bool:
@@ -261,7 +261,7 @@ class DeviceClient:
                 return
         handle = CommandHandle(command, "loaded from the command store")
         handle.sends = 1  # it may have gone out before the restart
-        lane.entries.append(Entry(handle=handle, seq=stored.seq))
+        lane.add(Entry(handle=handle, seq=stored.seq))
         lane.next_seq = max(lane.next_seq, stored.seq)
 
     async def disconnect(self) -> None:
@@ -287,7 +287,7 @@ class DeviceClient:
         self._closing = True
         self._ready = False
         for lane in self._lanes.values():
-            lane.wake.set()
+            lane.wake()
         with contextlib.suppress(Exception):
             await self._flush_writes()
         for task in self._tasks:
@@ -329,7 +329,7 @@ class DeviceClient:
         self._ready = True
         self._connected.set()
         for lane in self._lanes.values():
-            lane.wake.set()
+            lane.wake()
 
     def _lost(self) -> None:
         self._ready = False
@@ -361,7 +361,7 @@ class DeviceClient:
             return
         if reply.online is not None and reply.online != lane.online:
             lane.online = reply.online
-            lane.wake.set()
+            lane.wake()
             log.info("device %s is %s", lane.device, "online" if reply.online else "offline")
         if reply.outcome is not None:
             self._settle(lane, reply)
@@ -390,17 +390,16 @@ class DeviceClient:
             if wait is None:
                 wait = min(BUSY_MAX, max(lane.limits.pacing, 0.1) * 2**lane.busy_streak)
             lane.paused_until = time.monotonic() + wait
-            entry.phase = Phase.WAITING
+            lane.mark(entry, Phase.WAITING)
             handle.move(CommandState.QUEUED, f"the device is busy ({reply.reason}); again in "
                         f"{wait:.1f}s")  # fmt: skip
             self._emit(handle, "queued")
-            lane.wake.set()
+            lane.wake()
 
     # -- a lane's work ----------------------------------------------------------------------------
 
     async def _run_lane(self, lane: Lane) -> None:
         while not self._closing:
-            lane.wake.clear()
             now = time.monotonic()
             for entry in lane.expired(time.time()):
                 sent = "sent but never acknowledged" if entry.phase is Phase.SENT else "not sent"
@@ -416,8 +415,7 @@ class DeviceClient:
                     continue
                 deadline = min(deadline, ready_at, lane.next_ack_deadline())
             timeout = None if deadline == float("inf") else max(0.0, deadline - time.monotonic())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lane.wake.wait(), timeout)
+            await lane.sleep(timeout)
 
     def _send_again(self, lane: Lane) -> None:
         """An acknowledgement is overdue: every command in flight goes out again, in order (so
@@ -428,18 +426,19 @@ class DeviceClient:
                 reason = f"not acknowledged after {entry.handle.sends} sends"
                 self._finish(lane, entry, entry.handle, CommandState.EXPIRED, reason)
             else:
-                entry.phase = Phase.WAITING
+                lane.mark(entry, Phase.WAITING)
 
     def _spawn_publish(self, lane: Lane, entry: Entry) -> None:
         """Publish without waiting for the PUBACK (the lane goes on while its window allows);
         publishes start in the order they were spawned."""
-        entry.phase = Phase.SENDING
+        lane.mark(entry, Phase.SENDING)
         task = asyncio.ensure_future(self._publish(lane, entry))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _publish(self, lane: Lane, entry: Entry) -> None:
         handle, command = entry.handle, entry.handle.command
-        entry.phase = Phase.SENDING
+        if entry.phase is not Phase.SENDING:
+            lane.mark(entry, Phase.SENDING)
         if command.control:
             lane.next_control_at = time.monotonic() + lane.limits.pacing
         handle.sends += 1
@@ -454,23 +453,25 @@ class DeviceClient:
             lane.paused_until = time.monotonic() + 1.0
             return
         handle.packet_id = mid
-        if entry not in lane.entries:  # settled meanwhile (an answer beat the PUBACK)
+        if not entry.live:  # settled meanwhile (an answer beat the PUBACK)
             return
-        entry.phase, entry.sent_at = Phase.SENT, time.monotonic()
+        lane.mark(entry, Phase.SENT)
+        entry.sent_at = time.monotonic()
         again = handle.sends > 1
         reason = "sent again: the earlier send was not acknowledged" if again else ""
         handle.move(CommandState.SENT, reason)
         self._emit(handle, "resent" if again else "sent")
-        if not command.acknowledged_by_device:
+        if command.acknowledged_by_device:
+            lane.wake()  # its acknowledgement's deadline starts now
+        else:
             self._forget(lane, entry)
-        lane.wake.set()
 
     def _back(self, lane: Lane, entry: Entry, reason: str) -> None:
-        if entry in lane.entries:
-            entry.phase = Phase.WAITING
+        if entry.live:
+            lane.mark(entry, Phase.WAITING)
             if entry.handle.state is not CommandState.QUEUED:
                 entry.handle.move(CommandState.QUEUED, reason)
-        lane.wake.set()
+        lane.wake()
 
     # -- settling ---------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from mqttq.config import MqttConfig
 from mqttq.errors import ConfigError, NotConnectedError, TransportError
 from mqttq.interfaces import Delivery, Subscription, Transport, Will
 from mqttq.retry import RetryPolicy
-from mqttq.transports._client import ClosedBeforeConnack, PahoClient
+from mqttq.transports._client import ClosedBeforeConnack, ConnectionDropped, PahoClient
 
 log = logging.getLogger("mqttq.transport")
 
@@ -553,22 +553,12 @@ class MqttTransport(Transport):
         props = None
         if properties and self.config.protocol == "5":
             props = dict_to_properties(properties, PacketTypes.PUBLISH)
-        sending = asyncio.ensure_future(
-            client.publish_mid(topic, payload, qos, retain, props, self.timeout)
-        )
-        dropped = asyncio.ensure_future(client.wait_disconnected())
         try:
-            await asyncio.wait({sending, dropped}, return_when=asyncio.FIRST_COMPLETED)
-            if not sending.done():
-                sending.cancel()
-                raise NotConnectedError(
-                    f"the connection to {self.endpoint} dropped before the broker acknowledged "
-                    f"the message to {topic!r}"
-                )
-            return sending.result()
+            return await client.publish_mid(topic, payload, qos, retain, props, self.timeout)
+        except ConnectionDropped:
+            raise NotConnectedError(
+                f"the connection to {self.endpoint} dropped before the broker acknowledged "
+                f"the message to {topic!r}"
+            ) from None
         except (aiomqtt.MqttError, ValueError, TypeError) as exc:
             raise TransportError(f"publishing to {topic!r} failed: {exc}") from None
-        finally:
-            dropped.cancel()
-            if not sending.done():
-                sending.cancel()
