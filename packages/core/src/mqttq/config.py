@@ -232,7 +232,9 @@ class DevicesConfig:
         "memory://", "where waiting commands are kept: memory:// or sqlite:///commands.db"
     )
     client_id: str = key(
-        "", "MQTT client id of the device client (default: mqttq-devices-<random>)"
+        "",
+        "MQTT client id of the device client (default: mqttq-devices-<random>; with a durable "
+        "store, the same for that store on this host)",
     )
     pacing: float | None = key(
         None,

@@ -70,8 +70,8 @@ class NavienAdapter(DeviceAdapter):
     #: a second command in flight could not be told apart from the first
     in_flight = 1
 
-    def __init__(self, *, client_id: str, session_id: str | None = None, **options: Any) -> None:
-        super().__init__(client_id=client_id, **options)
+    def __init__(self, *, client_id: str, session_id: str | None = None) -> None:
+        super().__init__(client_id=client_id)
         try:
             check_device_id(client_id)
         except ConfigError as exc:

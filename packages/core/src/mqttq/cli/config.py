@@ -58,12 +58,7 @@ def _device_problems(app: App) -> Problems:
             if item.adapter not in adapters:
                 cls = app.host.catalog("devices").load(item.adapter)
                 adapters[item.adapter] = cls(client_id="mqttq-config-check")
-            adapter = adapters[item.adapter]
-            register = getattr(adapter, "add_device", None)
-            if register is not None:
-                register(item.id, **item.options)
-            else:
-                adapter.check_device(item.id)
+            adapters[item.adapter].add_device(item.id, **item.options)
         except MqttqError as exc:
             problems.append((key, str(exc)))
     return problems

@@ -4,7 +4,7 @@ and the :class:`DeviceAdapter` interface device families implement."""
 from __future__ import annotations
 
 from mqttq.devices.adapter import MAX_DEVICE_ID, DeviceAdapter, check_device_id
-from mqttq.devices.client import CommandQueueFull, DeviceClient
+from mqttq.devices.client import CommandQueueFull, DeviceClient, make_store
 from mqttq.devices.handle import CommandHandle
 from mqttq.devices.models import (
     FINAL,
@@ -33,5 +33,6 @@ __all__ = [
     "StoredCommand",
     "Transition",
     "check_device_id",
+    "make_store",
     "new_command_id",
 ]

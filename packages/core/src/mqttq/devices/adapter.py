@@ -32,9 +32,9 @@ def check_device_id(device: str) -> str:
 class DeviceAdapter(abc.ABC):
     """One device family (``navien``), for one :class:`~mqttq.devices.DeviceClient`.
 
-    Built as ``Adapter(client_id=..., **options)`` where ``client_id`` is the MQTT client id the
-    device client connects with (protocols that address replies to a client need it) and
-    ``options`` come from the configuration of the family. Must not do I/O.
+    Built as ``Adapter(client_id=...)``, one per :class:`~mqttq.devices.DeviceClient`, where
+    ``client_id`` is the MQTT client id the device client connects with (protocols that address
+    replies to a client need it). Must not do I/O.
 
     Class attributes set the delivery rules of its devices (a configuration may override them):
     """
@@ -48,18 +48,22 @@ class DeviceAdapter(abc.ABC):
     #: commands sent and not yet acknowledged, per device, at most
     in_flight: ClassVar[int] = 1
 
-    def __init__(self, *, client_id: str, **options: Any) -> None:
-        if options:
-            raise ConfigError(
-                f"unknown {self.family or type(self).__name__} option(s): "
-                f"{', '.join(sorted(options))}"
-            )
+    def __init__(self, *, client_id: str) -> None:
         self.client_id = client_id
 
     def check_device(self, device: str) -> str:
         """The device id as this family writes it (``ConfigError`` for one it cannot be).
         The default only makes sure it is safe in a topic level."""
         return check_device_id(device)
+
+    def add_device(self, device: str, **options: Any) -> str:
+        """Make ``device`` known with its options (``[[devices.items]] options``); returns the
+        id as this family writes it. ``ConfigError`` for a bad id or option. The default takes
+        no options and calls :meth:`check_device`."""
+        if options:
+            name = self.family or type(self).__name__
+            raise ConfigError(f"{name} devices take no options ({', '.join(sorted(options))})")
+        return self.check_device(device)
 
     @abc.abstractmethod
     def subscriptions(self, device: str) -> list[str]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -63,9 +65,10 @@ class DeviceClient:
     ) -> None:
         self.app = app
         self.config = cfg = app.config.devices
-        self.client_id = client_id or cfg.client_id or f"mqttq-devices-{uuid.uuid4().hex[:8]}"
-        self.transport = transport or app.make_transport(client_id=self.client_id)
         self.store = store or make_store(app)
+        #: devices address replies to it, so a durable store needs the same one after a restart
+        self.client_id = client_id or cfg.client_id or default_client_id(self.store, cfg.store)
+        self.transport = transport or app.make_transport(client_id=self.client_id)
         self._adapters: dict[str, DeviceAdapter] = {}
         self._lanes: dict[str, Lane] = {}
         self._ready = False  # connected, and subscriptions restored since
@@ -96,14 +99,7 @@ class DeviceClient:
         """Make ``device`` of ``family`` known (its adapter checks the id and takes its options);
         returns the id as its adapter writes it. Subscribes to what it sends."""
         adapter = self.adapter(family)
-        register = getattr(adapter, "add_device", None)
-        if register is not None:
-            device = register(device, **options)
-        elif options:
-            raise ConfigError(f"{family} devices take no options ({', '.join(options)})")
-        else:
-            device = adapter.check_device(device)
-        check_device_id(device)
+        device = check_device_id(adapter.add_device(device, **options))
         lane = self._lanes.get(device)
         if lane is None:
             lane = self._lanes[device] = Lane(device, adapter, self._limits(adapter))
@@ -141,8 +137,12 @@ class DeviceClient:
         return self._ready and self.transport.connected
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Until the client is connected with its subscriptions in place."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        """Until the client is connected with its subscriptions in place (``TimeoutError``
+        after ``timeout`` seconds)."""
+        async with asyncio.timeout(timeout):
+            while not self.connected:
+                self._connected.clear()
+                await self._connected.wait()
 
     @property
     def queued_commands_count(self) -> int:
@@ -543,6 +543,15 @@ class DeviceClient:
             raise
         if deletes:
             await self.store.delete(deletes)
+
+
+def default_client_id(store: CommandStore, url: str) -> str:
+    """``mqttq-devices-<8 hex>``: random with a store that forgets, and for a durable store the
+    same for the same store on the same host (commands it kept name it as their reply address)."""
+    if not store.durable:
+        return f"mqttq-devices-{uuid.uuid4().hex[:8]}"
+    place = f"{socket.gethostname()} {url}".encode()
+    return f"mqttq-devices-{hashlib.blake2b(place, digest_size=4).hexdigest()}"
 
 
 def make_store(app: App, *, create: bool = True) -> CommandStore:

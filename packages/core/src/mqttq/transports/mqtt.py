@@ -323,6 +323,7 @@ class MqttTransport(Transport):
     async def _maintain(self, ready: asyncio.Future[None], retry: bool) -> None:
         """Connect, subscribe, wait for the connection to drop; again, forever."""
         attempt = 0
+        failing = False
         while not self._closing.is_set():
             generation = self._generation + 1
             try:
@@ -335,8 +336,12 @@ class MqttTransport(Transport):
                 if isinstance(exc, _Refused):
                     attempt = max(attempt, 64)  # keep trying, slowly: credentials may be fixed
                 delay = self.reconnect.delay(attempt, self._rand)
-                log.warning("%s; retrying in %.1fs", exc, delay)
+                # one warning per outage; the attempts after it are logged at debug level
+                log.log(logging.DEBUG if failing else logging.WARNING,
+                        "%s; retrying in %.1fs", exc, delay)  # fmt: skip
+                failing = True
             else:
+                failing = False
                 try:
                     await self._connected(client, generation, ready)
                 except TransportError as exc:
