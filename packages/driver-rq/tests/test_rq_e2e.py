@@ -54,7 +54,16 @@ payload = "json"
 def rq_info(redis_server: RedisServer) -> str:
     """RQ's own monitor, once."""
     result = subprocess.run(
-        [sys.executable, "-m", "rq.cli", "info", "--url", redis_server.url, "--serializer", "json"],
+        [
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "info",
+            "--url",
+            redis_server.url,
+            "--serializer",
+            "rq.serializers.JSONSerializer",
+        ],
         capture_output=True,
         text=True,
         timeout=30,

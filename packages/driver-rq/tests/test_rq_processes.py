@@ -249,11 +249,16 @@ def test_hashes_naming_other_code_or_holding_a_pickle_are_refused(
 
 
 def test_a_plain_rq_worker_with_the_documented_options(env: Env, evil: dict[str, Path]) -> None:
-    """``rq worker --worker-class mqttq_rq.worker.Worker --serializer json`` runs mqttq jobs and
-    refuses the hostile hashes too."""
+    """``rq worker --worker-class mqttq_rq.worker.Worker --serializer ...JSONSerializer`` runs
+    mqttq jobs and refuses the hostile hashes too."""
     env.push([Call("rq_testjobs:twice_then_ok", kwargs={"key": "r"})])
     rq_args = ["-m", "rq.cli", "worker", "--url", env.server.url, "--with-scheduler"]
-    rq_args += ["--worker-class", "mqttq_rq.worker.Worker", "--serializer", "json"]
+    rq_args += [
+        "--worker-class",
+        "mqttq_rq.worker.Worker",
+        "--serializer",
+        "rq.serializers.JSONSerializer",
+    ]
     proc = subprocess.Popen(
         [sys.executable, *rq_args, "default"],
         env=env.env(),

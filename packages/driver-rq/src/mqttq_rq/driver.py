@@ -327,7 +327,9 @@ class RqQueueDriver(QueueDriver):
             q = self.queue(client, job.queue)
             options = self._job_options(job)
             if job.available_at > now:
-                rq_job = q.create_job(ENTRY, args=[plain(job)], **options)
+                rq_job = q.create_job(
+                    ENTRY, args=[plain(job)], status=JobStatus.SCHEDULED, **options
+                )
                 at = datetime.fromtimestamp(job.available_at, UTC)
                 q.schedule_job(rq_job, at, pipeline=pipe)
             else:
