@@ -8,11 +8,15 @@ from __future__ import annotations
 from importlib import metadata
 
 from mqttq.app import App
+from mqttq.classjobs import Job
 from mqttq.config import Config, load_config
+from mqttq.context import current_job, current_queue, dispatch
 from mqttq.errors import (
     ConfigError,
     DriverError,
     DriverUnavailable,
+    JobFailedError,
+    JobFinishedError,
     JobNotFoundError,
     JobTimeoutError,
     MqttqError,
@@ -59,7 +63,10 @@ __all__ = [
     "DriverUnavailable",
     "Envelope",
     "FailedJob",
+    "Job",
     "JobEvent",
+    "JobFailedError",
+    "JobFinishedError",
     "JobNotFoundError",
     "JobRecord",
     "JobRunner",
@@ -81,6 +88,9 @@ __all__ = [
     "UnknownPluginError",
     "WorkerInfo",
     "__version__",
+    "current_job",
+    "current_queue",
+    "dispatch",
     "hookimpl",
     "job",
     "load_config",

@@ -197,6 +197,55 @@ class RouteConfig:
     )
 
 
+CatchUp = Literal["one", "none"]
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleConfig:
+    """One periodic schedule, fired once per slot across all workers ([[schedules]] tables).
+
+    Its job is pushed once per slot, whichever worker gets there first."""
+
+    job: str = key(
+        doc='job to push: "module:function" or a registered name',
+        validator=v.min_len(1),
+        example="myapp.jobs:send_report",
+    )
+    cron: str | None = key(
+        None, 'cron expression (5 fields; a 6th gives seconds): "*/5 * * * *"', example="0 6 * * *"
+    )
+    every: float | None = key(
+        None,
+        "or: seconds between slots (slots are multiples of it since the UNIX epoch)",
+        validator=v.optional(_positive),
+        example=30,
+    )
+    name: str = key("", "unique name of the schedule (default: from job and timing)")
+    kwargs: dict[str, Any] = key(
+        doc="keyword arguments of the job (a class job's data)", factory=dict, example={}
+    )
+    queue: str | None = key(
+        None, "queue of the jobs (default: the job's, then queue.default)", example="reports"
+    )
+    timezone: str | None = key(
+        None, "IANA time zone of a cron expression (default: UTC)", example="Europe/Paris"
+    )
+    catch_up: CatchUp = key(
+        "one", "slots missed while no worker ran: one (fire the latest once) or none (skip)"
+    )
+
+    @property
+    def id(self) -> str:
+        """The schedule's name: ``name``, else made from its job, timing and arguments (so an
+        edited schedule is a new one)."""
+        if self.name:
+            return self.name
+        timing = f"cron {self.cron}" if self.cron is not None else f"every {self.every or 0:g}s"
+        tz = f" {self.timezone}" if self.timezone else ""
+        args = f" {orjson.dumps(self.kwargs, option=orjson.OPT_SORT_KEYS).decode()}"
+        return f"{self.job} {timing}{tz}" + (args if self.kwargs else "")
+
+
 Overflow = Literal["drop_oldest", "drop_newest", "reject"]
 
 
@@ -274,6 +323,7 @@ class Config:
     jobs: JobsConfig = attrs.field(factory=JobsConfig)
     routes: list[RouteConfig] = attrs.field(factory=list)
     devices: DevicesConfig = attrs.field(factory=DevicesConfig)
+    schedules: list[ScheduleConfig] = attrs.field(factory=list)
     #: the file this came from, if any (not a key)
     source: str | None = attrs.field(default=None, eq=False, metadata={"internal": True})
 
@@ -286,6 +336,7 @@ for _cls in (
     RouteConfig,
     DeviceConfig,
     DevicesConfig,
+    ScheduleConfig,
     Backoff,
     Config,
 ):
@@ -471,6 +522,30 @@ def _cross_checks(config: Config) -> Problems:
     for i, route in enumerate(config.routes):
         if route.timeout is not None and route.timeout >= config.worker.lease:
             problems.append((f"routes[{i}].timeout", "must be below worker.lease"))
+    return problems + _schedule_checks(config.schedules)
+
+
+def _schedule_checks(schedules: list[ScheduleConfig]) -> Problems:
+    """What a schedule table must say (without importing croniter: cron syntax and the job are
+    checked by ``mqttq config check`` and at worker start-up)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    problems: Problems = []
+    seen: dict[str, int] = {}
+    for i, schedule in enumerate(schedules):
+        where = f"schedules[{i}]"
+        if (schedule.cron is None) == (schedule.every is None):
+            problems.append((where, "give exactly one of cron and every"))
+        if schedule.timezone is not None:
+            if schedule.cron is None:
+                problems.append((f"{where}.timezone", "applies to cron schedules only"))
+            try:
+                ZoneInfo(schedule.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                problems.append((f"{where}.timezone", f"unknown time zone {schedule.timezone!r}"))
+        if schedule.id in seen:
+            problems.append((f"{where}.name", f"same schedule as schedules[{seen[schedule.id]}]"))
+        seen.setdefault(schedule.id, i)
     return problems
 
 

@@ -14,6 +14,8 @@
     │   ├── DriverUnavailable  backend unreachable; retrying is safe
     │   ├── QueueNotFoundError the queue's storage does not exist (and was not to be created)
     │   └── JobNotFoundError
+    ├── JobFinishedError       the job already ended (failed, cancelled): nothing left to cancel
+    ├── JobFailedError         a job failed where its exception cannot be handed over
     ├── JobTimeoutError        a job ran longer than its timeout
     └── NotSupportedError      an optional capability was used but not declared
 
@@ -82,6 +84,20 @@ class QueueNotFoundError(DriverError):
 
 class JobNotFoundError(DriverError):
     """No job (or failed job) with that id."""
+
+
+class JobFinishedError(MqttqError):
+    """The job has already ended (it failed, or was cancelled): there is nothing left to do."""
+
+
+class JobFailedError(MqttqError):
+    """A job failed in another process: carries that process's error text and traceback (the
+    exception itself cannot cross a process boundary; nothing is ever unpickled)."""
+
+    def __init__(self, error: str, traceback: str = "") -> None:
+        super().__init__(error)
+        self.job_error = error
+        self.job_traceback = traceback
 
 
 class JobTimeoutError(MqttqError):

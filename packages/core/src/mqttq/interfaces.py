@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import attrs
 
@@ -33,6 +33,8 @@ class Capability(enum.Enum):
     FAILED_REGISTRY = "failed_registry"  #: fail() keeps jobs for list/show/requeue/forget/purge
     WORKERS = "workers"  #: worker heartbeats for ``mqttq workers``
     MULTI_PROCESS = "multi_process"  #: several processes may share one queue
+    CANCEL = "cancel"  #: cancel() and cancelled(): cancelling waiting and running jobs
+    SCHEDULES = "schedules"  #: fire_schedule() and schedule_marks(): periodic schedules
 
 
 #: what each capability lets a user do, for error messages
@@ -44,7 +46,12 @@ _USES = {
     Capability.FAILED_REGISTRY: "a failed-job registry",
     Capability.WORKERS: "worker heartbeats",
     Capability.MULTI_PROCESS: "several processes on one queue",
+    Capability.CANCEL: "cancelling jobs",
+    Capability.SCHEDULES: "periodic schedules",
 }
+
+#: what :meth:`QueueDriver.cancel` found
+CancelOutcome = Literal["cancelled", "stopping", "failed", "already", "unknown"]
 
 
 def require(driver: QueueDriver | type[QueueDriver], capability: Capability, why: str = "") -> None:
@@ -103,6 +110,9 @@ class QueueDriver(AsyncResource, abc.ABC):
     * ``ack`` forgets a job wherever it is (a slow worker may ack after its lease ran out and
       the job went back to ready); ``extend`` and ``release`` ignore ids that are not reserved.
       Unknown ids are ignored; calling any of them twice does nothing more.
+    * A cancelled job (``Capability.CANCEL``) is not live: it is never claimed again, and
+      ``ack``, ``extend``, ``release``, ``retry`` and ``fail`` of its id change nothing, so a
+      worker that settles it late neither revives it nor records it as failed.
     """
 
     #: URL schemes this class serves (informational; the plugin registers the names).
@@ -191,9 +201,50 @@ class QueueDriver(AsyncResource, abc.ABC):
         return 0 if s is None else s.ready + s.delayed
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        """Where a job is now (``ready``, ``delayed``, ``reserved`` with its lease deadline, or
-        ``failed`` with error and traceback), or ``None`` when it is done or unknown."""
+        """Where a job is now (``ready``, ``delayed``, ``reserved`` with its lease deadline,
+        ``failed`` with error and traceback, or ``cancelled``), or ``None`` when it is done or
+        unknown."""
         return None
+
+    # -- cancellation (Capability.CANCEL) --------------------------------------------------------
+
+    # Cancelled jobs are kept (for get_job) as long as failed ones: ``failed_ttl`` seconds.
+
+    async def cancel(self, job_id: str) -> CancelOutcome:
+        """Cancel a job, atomically, and say what was found:
+
+        * ``"cancelled"``: it was waiting (ready or delayed; an expired lease counts as ready):
+          it is removed, its unique key freed, and recorded as cancelled;
+        * ``"stopping"``: it was reserved under a valid lease: the same, and the worker holding
+          it learns it through :meth:`cancelled` and stops it;
+        * ``"failed"``: it is in the failed registry (nothing changes);
+        * ``"already"``: it was cancelled before (nothing changes);
+        * ``"unknown"``: no such job: finished, or never pushed (nothing changes).
+        """
+        raise _unsupported(self, Capability.CANCEL)
+
+    async def cancelled(self, ids: Sequence[str]) -> list[str]:
+        """Those of ``ids`` that are recorded as cancelled (in the order given): how a worker
+        learns which of the jobs it holds to stop. Seen by every instance on the storage."""
+        raise _unsupported(self, Capability.CANCEL)
+
+    # -- schedules (Capability.SCHEDULES) --------------------------------------------------------
+
+    async def fire_schedule(self, name: str, slot: float, job: Envelope) -> str | None:
+        """Fire one slot of the periodic schedule ``name``, at most once across every process.
+
+        Atomically: when no slot of ``name`` fired yet, or ``slot`` is later than the last one
+        that did, store ``job`` as :meth:`push` does (an id already live raises
+        ``DriverError``, and then nothing changes; a live unique key stands in as in a push)
+        and record ``slot`` as the schedule's last fired slot; return the job's id (or the live
+        job's). Otherwise store nothing and return ``None``. The mark is durable like the jobs
+        and independent of them: a slot fires once even after its job finished.
+        """
+        raise _unsupported(self, Capability.SCHEDULES)
+
+    async def schedule_marks(self) -> dict[str, float]:
+        """The last fired slot of every schedule that fired, by name."""
+        raise _unsupported(self, Capability.SCHEDULES)
 
     # -- failed registry (Capability.FAILED_REGISTRY) -------------------------------------------
 

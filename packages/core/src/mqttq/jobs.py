@@ -1,8 +1,10 @@
 """The job registry: the only way a name in a queue becomes code that runs.
 
 Functions get in by ``@mqttq.job`` (found through ``[jobs] modules``), ``@app.job``,
-``[jobs] register = ["pkg.mod:func"]`` or a route's ``job``. Those come from the application's own
-code and configuration; a name read from a queued payload is only ever *looked up*, never imported.
+``[jobs] register = ["pkg.mod:func"]`` or a route's ``job``; class jobs (:class:`mqttq.Job`
+subclasses) the same ways, and every concrete ``Job`` subclass a ``[jobs] modules`` module defines.
+Those come from the application's own code and configuration; a name read from a queued payload
+is only ever *looked up*, never imported.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 import attrs
 
+from mqttq import classjobs
 from mqttq.catalog import import_target
 from mqttq.errors import ConfigError, UnknownJobError
 from mqttq.models import Backoff, Envelope
@@ -39,7 +42,11 @@ def target_of(func: Callable[..., Any]) -> str:
 
 @attrs.frozen(kw_only=True)
 class JobSpec:
-    """A registered job function and its defaults (a pushed job or a route may override them)."""
+    """A registered job function and its defaults (a pushed job or a route may override them).
+
+    For a class job, ``job_class`` is the class and ``func`` the function that builds it from the
+    job's data and runs its ``handle()``; ``on_failure`` then calls its ``failed()`` (and also
+    takes the exception of the last try as a third argument)."""
 
     name: str
     func: Callable[..., Any]
@@ -48,10 +55,11 @@ class JobSpec:
     backoff: Backoff = attrs.field(factory=Backoff)
     queue: str | None = None
     on_failure: OnFailure | None = None
+    job_class: type[classjobs.Job] | None = None
 
     @property
     def target(self) -> str:
-        return target_of(self.func)
+        return target_of(self.job_class or self.func)
 
     @property
     def is_async(self) -> bool:
@@ -105,9 +113,48 @@ def job(func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
 
 
 def make_spec(func: Callable[..., Any], **options: Any) -> JobSpec:
+    if isinstance(func, type):
+        return make_class_spec(func, **options)
     name = options.pop("name", None) or target_of(func)
     backoff = options.pop("backoff", None) or Backoff()
     return JobSpec(name=name, func=func, backoff=backoff, **options)
+
+
+def make_class_spec(cls: type, **options: Any) -> JobSpec:
+    """The spec of a :class:`mqttq.Job` subclass: its class attributes are its defaults (options
+    given to the decorator win)."""
+    where = target_of(cls)
+    if not issubclass(cls, classjobs.Job):
+        raise ConfigError(f"job {where} is a class but not a mqttq.Job subclass")
+    classjobs.check_class(cls, where)
+    if "on_failure" in options:
+        raise ConfigError(f"job class {where}: define failed() instead of on_failure")
+    name = options.pop("name", None) or where
+    backoff = options.pop("backoff", None) or cls.backoff
+    retry_after = options.pop("retry_after", None)
+    if retry_after is None and backoff is None:
+        retry_after = cls.retry_after
+    if retry_after is not None:
+        backoff = classjobs.fixed_backoff(retry_after, f"{where}.retry_after")
+    return JobSpec(
+        name=name,
+        func=classjobs.runner_for(cls),
+        job_class=cls,
+        max_tries=options.pop("max_tries", cls.max_tries),
+        timeout=options.pop("timeout", cls.timeout),
+        queue=options.pop("queue", cls.queue),
+        backoff=backoff or Backoff(),
+        on_failure=classjobs.failed_callback(cls) if classjobs.has_failed(cls) else None,
+        **options,
+    )
+
+
+def _marked(obj: object) -> dict[str, Any] | None:
+    """The ``@mqttq.job`` options of a function or class (a class's own, not inherited)."""
+    if isinstance(obj, type):
+        options: dict[str, Any] | None = vars(obj).get(MARKER)
+        return options
+    return getattr(obj, MARKER, None)
 
 
 class JobRegistry:
@@ -159,7 +206,7 @@ class JobRegistry:
     def add(self, spec: JobSpec) -> JobSpec:
         for key in {spec.name, spec.target}:
             existing = self._specs.get(key)
-            if existing is not None and existing.func is not spec.func:
+            if existing is not None and _code(existing) is not _code(spec):
                 raise ConfigError(
                     f"job name {key!r} is registered twice: {existing.target} and {spec.target}"
                 )
@@ -167,7 +214,8 @@ class JobRegistry:
         return spec
 
     def add_function(self, func: Callable[..., Any], **options: Any) -> JobSpec:
-        marked = getattr(func, MARKER, None) or {}
+        """Register a function, or a :class:`mqttq.Job` subclass."""
+        marked = _marked(func) or {}
         return self.add(make_spec(func, **{**marked, **options}))
 
     def add_target(self, target: str) -> JobSpec:
@@ -183,7 +231,8 @@ class JobRegistry:
         return self.add_function(func)
 
     def add_module(self, module_name: str) -> list[JobSpec]:
-        """Register every ``@mqttq.job`` function defined in a module."""
+        """Register every ``@mqttq.job`` function and every concrete :class:`mqttq.Job` subclass
+        defined in a module."""
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:
@@ -193,7 +242,9 @@ class JobRegistry:
         return [
             self.add_function(obj)
             for obj in vars(module).values()
-            if callable(obj) and hasattr(obj, MARKER) and obj.__module__ == module.__name__
+            if callable(obj)
+            and getattr(obj, "__module__", None) == module.__name__
+            and (_marked(obj) is not None or _concrete_job_class(obj))
         ]
 
     def add_all(self, targets: Iterable[str] = (), modules: Iterable[str] = ()) -> None:
@@ -215,3 +266,12 @@ class JobRegistry:
         """The registered name for a function or a name, checking it is registered."""
         key = func_or_name if isinstance(func_or_name, str) else target_of(func_or_name)
         return self.get(key).name
+
+
+def _code(spec: JobSpec) -> object:
+    """What a spec runs: its class, or its function."""
+    return spec.job_class or spec.func
+
+
+def _concrete_job_class(obj: object) -> bool:
+    return classjobs.is_job_class(obj) and not inspect.isabstract(obj)

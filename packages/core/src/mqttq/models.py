@@ -73,6 +73,7 @@ class Call:
     unique_key: str | None = None
     max_tries: int | None = None
     timeout: float | None = None
+    backoff: Backoff | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -107,7 +108,7 @@ class QueueStats:
 
 @attrs.frozen(kw_only=True)
 class JobRecord:
-    """Where a job is now (``mqttq jobs show``): ready, delayed, reserved or failed."""
+    """Where a job is now (``mqttq jobs show``): ready, delayed, reserved, failed or cancelled."""
 
     job: Envelope
     state: str
@@ -137,7 +138,7 @@ class JobEvent:
     """What happened to a job, passed to ``mqttq_job_event`` observers.
 
     ``kind`` is one of ``enqueued``, ``started``, ``succeeded``, ``retrying``, ``failed`` (into the
-    failed registry) and ``released``.
+    failed registry), ``released`` and ``cancelled``.
     """
 
     kind: str

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from mqttq.errors import ConfigError, DriverError
-from mqttq.interfaces import Capability, QueueDriver
+from mqttq.interfaces import CancelOutcome, Capability, QueueDriver
 from mqttq.models import Envelope, FailedJob, JobRecord, QueueStats, WorkerInfo
 
 
@@ -31,6 +31,8 @@ class _Store:
     reserved: dict[str, float] = attrs.field(factory=dict)  # id -> lease deadline
     places: dict[str, int] = attrs.field(factory=dict)  # reserved id -> its seq when claimed
     failed: dict[str, FailedJob] = attrs.field(factory=dict)
+    cancelled: dict[str, tuple[Envelope, float]] = attrs.field(factory=dict)  # id -> (job, when)
+    marks: dict[str, float] = attrs.field(factory=dict)  # schedule -> last fired slot
     unique: dict[str, str] = attrs.field(factory=dict)  # unique key -> live job id
     workers: dict[str, tuple[WorkerInfo, float]] = attrs.field(factory=dict)
     known_queues: set[str] = attrs.field(factory=set)
@@ -184,11 +186,15 @@ class MemoryQueueDriver(QueueDriver):
                 self._s.reserved[job_id] = deadline
 
     async def retry(self, job: Envelope, *, delay: float, error: str) -> None:
+        if self._is_cancelled(job.id):
+            return
         self._forget(job.id)
         self._enqueue(attrs.evolve(job, available_at=time.time() + delay, last_error=error))
         self._wake()
 
     async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
+        if self._is_cancelled(job.id):
+            return
         self._forget(job.id)
         self._s.known_queues.add(job.queue)
         entry = FailedJob(job=attrs.evolve(job, last_error=error), error=error, traceback=traceback)
@@ -235,6 +241,8 @@ class MemoryQueueDriver(QueueDriver):
             return JobRecord(job=f.job, state="failed", error=f.error, traceback=f.traceback)
         job = self._s.jobs.get(job_id)
         if job is None:
+            if self._is_cancelled(job_id):
+                return JobRecord(job=self._s.cancelled[job_id][0], state="cancelled")
             return None
         self._reap(time.time())
         if job_id in self._s.reserved:
@@ -275,6 +283,49 @@ class MemoryQueueDriver(QueueDriver):
 
     async def failed_ids(self, queue: str | None = None) -> list[str]:
         return [f.id for f in self._failed_sorted(queue)]
+
+    # -- cancellation ---------------------------------------------------------------------------
+
+    def _is_cancelled(self, job_id: str) -> bool:
+        entry = self._s.cancelled.get(job_id)
+        if entry is None:
+            return False
+        if entry[1] < time.time() - self.failed_ttl:
+            del self._s.cancelled[job_id]
+            return False
+        return True
+
+    async def cancel(self, job_id: str) -> CancelOutcome:
+        s = self._s
+        if self._is_cancelled(job_id):
+            return "already"
+        job = s.jobs.get(job_id)
+        if job is None:
+            self._expire_failed()
+            return "failed" if job_id in s.failed else "unknown"
+        now = time.time()
+        running = s.reserved.get(job_id, now) > now  # an expired lease counts as waiting
+        self._forget(job_id)
+        s.cancelled[job_id] = (job, now)
+        return "stopping" if running else "cancelled"
+
+    async def cancelled(self, ids: Sequence[str]) -> list[str]:
+        return [job_id for job_id in ids if self._is_cancelled(job_id)]
+
+    # -- schedules --------------------------------------------------------------------------------
+
+    async def fire_schedule(self, name: str, slot: float, job: Envelope) -> str | None:
+        mark = self._s.marks.get(name)
+        if mark is not None and slot <= mark:
+            return None
+        [job_id] = await self.push([job])  # raises before anything changes: the mark too
+        self._s.marks[name] = slot
+        return job_id
+
+    async def schedule_marks(self) -> dict[str, float]:
+        return dict(self._s.marks)
+
+    # -- workers ----------------------------------------------------------------------------------
 
     async def worker_heartbeat(self, info: WorkerInfo, *, ttl: float) -> None:
         self._s.workers[info.id] = (info, time.time() + ttl)

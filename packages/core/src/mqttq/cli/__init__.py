@@ -19,7 +19,7 @@ from pathlib import Path
 
 import typer
 
-from mqttq.cli import config, devices, failed, ingest, inspect, jobs, worker
+from mqttq.cli import config, devices, failed, ingest, inspect, jobs, schedules, worker
 from mqttq.cli._common import (
     CliError,
     MqttqGroup,
@@ -84,6 +84,7 @@ def make_app(host: PluginHost | None = None) -> typer.Typer:
     inspect.register(app)
     config.register(app)
     devices.register(app)
+    schedules.register(app)
     return app
 
 

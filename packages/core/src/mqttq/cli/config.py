@@ -90,6 +90,38 @@ def _route_problems(app: App) -> Problems:
     return problems
 
 
+def _schedule_problems(app: App) -> Problems:
+    """Each schedule's cron expression, kwargs and job, and a driver that can fire them."""
+    from mqttq.interfaces import Capability, require
+    from mqttq.schedules import Schedule
+
+    if not app.config.schedules:
+        return []
+    problems: Problems = []
+    try:
+        driver = app.driver_class()
+        for capability in (Capability.UNIQUE, Capability.SCHEDULES):
+            require(driver, capability, "[[schedules]]")
+    except MqttqError as exc:
+        problems.append(("schedules", str(exc)))
+    for i, config in enumerate(app.config.schedules):
+        where = f"schedules[{i}]"
+        try:
+            Schedule.from_config(config, where)
+        except ConfigError as exc:
+            problems.append(_keyed(exc, where))
+        if config.job in app.jobs:
+            continue
+        if ":" in config.job:
+            try:
+                app.jobs.add_target(config.job)
+            except ConfigError as exc:
+                problems.append((f"{where}.job", str(exc)))
+        else:
+            problems.append((f"{where}.job", f"unknown job {config.job!r}: not registered"))
+    return problems
+
+
 def find_problems(config: Config, host: PluginHost) -> Problems:
     """Everything ``config check`` verifies beyond the file's own structure."""
     job_problems: Problems = []
@@ -100,6 +132,7 @@ def find_problems(config: Config, host: PluginHost) -> Problems:
         + _transport_problems(app)
         + _route_problems(app)
         + _device_problems(app)
+        + _schedule_problems(app)
         + job_problems
     )
 

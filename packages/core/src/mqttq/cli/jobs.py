@@ -1,4 +1,4 @@
-"""``mqttq jobs enqueue|show``."""
+"""``mqttq jobs enqueue|show|cancel``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
     jobs = sub_app("Queue jobs and look them up.")
     jobs.command("enqueue")(enqueue)
     jobs.command("show")(show)
+    jobs.command("cancel")(cancel)
     app.add_typer(jobs, name="jobs")
 
 
@@ -82,7 +83,7 @@ def show(
     job_id: str = typer.Argument(..., metavar="ID"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show where a job is now: ready, delayed, reserved or failed."""
+    """Show where a job is now: ready, delayed, reserved, failed or cancelled."""
 
     async def get(a: App) -> JobRecord | None:
         return await a.driver.get_job(job_id)
@@ -109,3 +110,27 @@ def show(
         typer.echo(f"{'error:':<14}{data['error']}")
     if data["traceback"]:
         typer.echo("traceback:\n" + str(data["traceback"]).rstrip())
+
+
+def cancel(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., metavar="ID"),
+    as_json: bool = typer.Option(False, "--json", help='Print {"id": ..., "state": ...}.'),
+) -> None:
+    """Cancel a job: a waiting one is removed, a running one is stopped by its worker. Either
+    way it is recorded as cancelled (never retried, never failed)."""
+
+    async def go(a: App) -> str:
+        return await a.queue.cancel(job_id)
+
+    try:
+        found = run_app(get_state(ctx), go, create=False)
+    except QueueNotFoundError as exc:
+        raise JobNotFoundError(f"no job {job_id!r}: {exc}") from None
+    if as_json:
+        was = "running" if found == "stopping" else "waiting"
+        print_json({"id": job_id, "state": "cancelled", "was": was})
+    elif found == "stopping":
+        typer.echo(f"cancelled {job_id} (it was running: its worker stops it)")
+    else:
+        typer.echo(f"cancelled {job_id}")

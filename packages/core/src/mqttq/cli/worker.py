@@ -58,6 +58,24 @@ def worker(
         help="Run each job in the worker process itself, never in a forked child (the "
         "default for mqttq's own workers; RQ's SimpleWorker for rq+redis queues).",
     ),
+    max_tries: int | None = typer.Option(
+        None,
+        "--max-tries",
+        min=1,
+        metavar="N",
+        help="Tries of every job, over its own default and worker.max_tries (a value pushed "
+        "with a job, or set by its route, still wins).",
+    ),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        min=0,
+        metavar="SECONDS",
+        help="Timeout of every job, likewise; must be below worker.lease.",
+    ),
+    no_schedules: bool = typer.Option(
+        False, "--no-schedules", help="Do not fire [[schedules]] from this worker."
+    ),
 ) -> None:
     """Run jobs from the queue. SIGTERM/SIGINT stop it gracefully; a second one stops it now.
 
@@ -71,6 +89,11 @@ def worker(
     app = state.app()
     pool = app.worker_pool_class()
     if pool is not None:
+        if max_tries is not None or timeout is not None:
+            raise CliError(
+                "--max-tries and --timeout are for mqttq's own workers; this queue's driver "
+                "runs its own: set max_tries and timeout on the jobs instead"
+            )
         the_pool = pool(
             app,
             queues=queues or app.config.worker.queues,
@@ -92,6 +115,9 @@ def worker(
         max_jobs=max_jobs,
         max_time=max_time,
         runner=runner,
+        max_tries=max_tries,
+        timeout=timeout,
+        schedules=False if no_schedules else None,
     )
     code = asyncio.run(the_worker.run())
     raise typer.Exit(code)

@@ -1,7 +1,10 @@
 """Running one claimed job: look it up, run it, then ack, retry or fail it.
 
 A job's name is only ever looked up in the app's registry: an unknown name goes straight to the
-failed registry and nothing is imported.
+failed registry and nothing is imported. While it runs, :mod:`mqttq.context` names it and the
+app's queue (``mqttq.current_queue()``, ``dispatch()``). A job the worker stops because it was
+cancelled (its id is in ``cancelling``) ends as cancelled whatever it does then: the driver has
+recorded it so already, and neither a retry nor ``on_failure``/``failed()`` follows.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from mqttq.context import CURRENT
 from mqttq.errors import UnknownJobError
 from mqttq.interfaces import JobRunner
 from mqttq.jobs import JobSpec, retry_delay
@@ -45,7 +49,9 @@ class Executor:
     """Runs jobs with ``runner`` and settles them through the app's driver.
 
     ``ack`` is how successes are acknowledged: the worker passes a batching acker; by default each
-    success is acked on its own.
+    success is acked on its own. ``max_tries`` and ``timeout`` override every job's defaults
+    (``mqttq worker --max-tries/--timeout``), not what a push or a route set for one job.
+    ``cancelling`` holds the ids of jobs the worker is stopping because they were cancelled.
     """
 
     def __init__(
@@ -55,13 +61,20 @@ class Executor:
         *,
         ack: Callable[[str], Any] | None = None,
         outage: Outage | None = None,
+        max_tries: int | None = None,
+        timeout: float | None = None,
+        cancelling: set[str] | None = None,
     ) -> None:
         self.app = app
         self.runner = runner
         self._ack = ack
         self._outage = outage or Outage("queue unavailable", log)
+        self.max_tries = max_tries
+        self.timeout = timeout
+        self.cancelling: set[str] = set() if cancelling is None else cancelling
         self.processed = 0
         self.failed = 0
+        self.cancelled = 0
 
     async def _store(self, op: Callable[[], Awaitable[Any]]) -> None:
         """A settling write, retried while the backend is unavailable (a stop cancels it)."""
@@ -70,8 +83,8 @@ class Executor:
     def policy(self, job: Envelope, spec: JobSpec) -> Policy:
         worker = self.app.config.worker
         return Policy(
-            max_tries=job.max_tries or spec.max_tries or worker.max_tries,
-            timeout=job.timeout or spec.timeout or worker.timeout,
+            max_tries=job.max_tries or self.max_tries or spec.max_tries or worker.max_tries,
+            timeout=job.timeout or self.timeout or spec.timeout or worker.timeout,
         )
 
     async def execute(self, job: Envelope, *, inline: bool = False) -> bool:
@@ -94,16 +107,28 @@ class Executor:
         if app.observed:
             app.emit(JobEvent(kind="started", job=job))
         started = time.monotonic()
+        token = CURRENT.set((app.queue, job))
         try:
             await self.runner.run(spec.func, spec.target, job, timeout=policy.timeout)
         except asyncio.CancelledError:
-            raise
+            if job.id not in self.cancelling:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # our own stop of a cancelled job, not the worker's shutdown
+            return self._settle_cancelled(job)
         except Exception as exc:
+            if job.id in self.cancelling:
+                return self._settle_cancelled(job)
             # a runner in another process hands over the job's own error text and traceback
             error = getattr(exc, "job_error", None) or f"{type(exc).__name__}: {exc}"
             tb = getattr(exc, "job_traceback", None) or traceback.format_exc()
-            await self._settle_failure(job, spec, policy, error, tb, inline)
+            await self._settle_failure(job, spec, policy, error, tb, inline, exc)
             return False
+        finally:
+            CURRENT.reset(token)
+        if job.id in self.cancelling:  # it ignored the cancellation and returned
+            return self._settle_cancelled(job)
         self.processed += 1
         if self._ack is not None and not inline:
             self._ack(job.id)
@@ -113,8 +138,23 @@ class Executor:
             app.emit(JobEvent(kind="succeeded", job=job, duration=time.monotonic() - started))
         return True
 
+    def _settle_cancelled(self, job: Envelope) -> bool:
+        """The job was cancelled while it ran: the driver recorded that already."""
+        log.info("job %s (%s) stopped: it was cancelled", job.id, job.name)
+        self.cancelled += 1
+        if self.app.observed:
+            self.app.emit(JobEvent(kind="cancelled", job=job))
+        return False
+
     async def _settle_failure(
-        self, job: Envelope, spec: JobSpec, policy: Policy, error: str, tb: str, inline: bool
+        self,
+        job: Envelope,
+        spec: JobSpec,
+        policy: Policy,
+        error: str,
+        tb: str,
+        inline: bool,
+        exc: BaseException | None = None,
     ) -> None:
         if job.attempts < policy.max_tries:
             delay = retry_delay(job.backoff or spec.backoff, job.attempts)
@@ -129,9 +169,16 @@ class Executor:
             if self.app.observed:
                 self.app.emit(JobEvent(kind="retrying", job=job, error=error, retry_in=delay))
             return
-        await self._fail(job, error, tb, spec)
+        await self._fail(job, error, tb, spec, exc)
 
-    async def _fail(self, job: Envelope, error: str, tb: str, spec: JobSpec | None) -> None:
+    async def _fail(
+        self,
+        job: Envelope,
+        error: str,
+        tb: str,
+        spec: JobSpec | None,
+        exc: BaseException | None = None,
+    ) -> None:
         log.warning(
             "job %s (%s) failed after %d attempt(s): %s", job.id, job.name, job.attempts, error
         )
@@ -140,12 +187,17 @@ class Executor:
         if self.app.observed:
             self.app.emit(JobEvent(kind="failed", job=job, error=error))
         if spec is not None and spec.on_failure is not None:
-            await self._on_failure(spec, job, error)
+            await self._on_failure(spec, job, error, exc)
 
-    async def _on_failure(self, spec: JobSpec, job: Envelope, error: str) -> None:
+    async def _on_failure(
+        self, spec: JobSpec, job: Envelope, error: str, exc: BaseException | None
+    ) -> None:
         assert spec.on_failure is not None
         try:
-            result = spec.on_failure(job, error)
+            if spec.job_class is not None:  # failed(): it also takes the exception
+                result = spec.on_failure(job, error, exc)  # type: ignore[call-arg]
+            else:
+                result = spec.on_failure(job, error)
             if asyncio.iscoroutine(result):
                 await result
         except Exception:

@@ -1,7 +1,13 @@
 """The ``process`` runner: a pool of child processes for CPU-bound jobs; a timeout kills the child.
 
 Jobs travel to children as JSON over pipes (never pickle). A child that times out, or whose job is
-cancelled at shutdown, is killed and replaced, so a runaway job really stops.
+cancelled (at shutdown, or because someone cancelled the job), is killed and replaced, so a
+runaway job really stops.
+
+While a job runs, its child may ask the worker to push follow-up jobs: it writes
+``{"op": "push", "calls": [...]}`` and the worker answers ``{"ok": true, "ids": [...]}`` (or the
+error) on the child's stdin, pushing through its own app's queue, where every name is checked
+against the worker's job registry. Any other line is the job's outcome.
 """
 
 from __future__ import annotations
@@ -10,27 +16,25 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from mqttq.codec import dumps
-from mqttq.errors import ConfigError, JobTimeoutError, MqttqError
+from mqttq.codec import converter, decode_value, dumps
+from mqttq.errors import ConfigError, JobFailedError, JobTimeoutError, MqttqError
 from mqttq.interfaces import JobRunner
-from mqttq.models import Envelope
+from mqttq.models import Call, Envelope
 
 if TYPE_CHECKING:
     from mqttq.jobs import JobSpec
 
+#: answers the worker's side of a child's request (a push)
+Serve = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
-class ChildJobError(MqttqError):
+
+class ChildJobError(JobFailedError):
     """A job raised in a child process; carries the child's error text and traceback."""
-
-    def __init__(self, error: str, traceback: str) -> None:
-        super().__init__(error)
-        self.job_error = error
-        self.job_traceback = traceback
 
 
 class _Child:
@@ -50,16 +54,21 @@ class _Child:
         )
         return cls(proc)
 
-    async def call(self, request: bytes) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write(request)
-        await self.proc.stdin.drain()
-        line = await self.proc.stdout.readline()
-        if not line:
-            raise ChildJobError(f"worker process died (exit code {await self.proc.wait()})", "")
-        reply: dict[str, Any] = orjson.loads(line)
-        return reply
+    async def call(self, request: bytes, serve: Serve) -> dict[str, Any]:
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin is not None
+        assert stdout is not None
+        stdin.write(request)
+        await stdin.drain()
+        while True:
+            line = await stdout.readline()
+            if not line:
+                raise ChildJobError(f"worker process died (exit code {await self.proc.wait()})", "")
+            reply: dict[str, Any] = decode_value(line)
+            if "op" not in reply:
+                return reply
+            stdin.write(orjson.dumps(await serve(reply)) + b"\n")
+            await stdin.drain()
 
     async def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -118,11 +127,11 @@ class ProcessJobRunner(JobRunner):
     async def run(
         self, func: Callable[..., Any], target: str, job: Envelope, *, timeout: float | None
     ) -> Any:
-        request = dumps({"target": target, "args": job.args, "kwargs": job.kwargs}) + b"\n"
+        request = dumps({"target": target, "job": job}) + b"\n"
         child = await self._idle.get()
         try:
             async with asyncio.timeout(timeout) as scope:
-                reply = await child.call(request)
+                reply = await child.call(request, self._serve)
         except TimeoutError:
             await asyncio.shield(self._replace(child))
             if scope.expired():
@@ -135,3 +144,16 @@ class ProcessJobRunner(JobRunner):
         if not reply["ok"]:
             raise ChildJobError(reply["error"], reply["traceback"])
         return None
+
+    async def _serve(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A child's push, through this worker's app (names checked in its registry)."""
+        if request.get("op") != "push":
+            return {"ok": False, "kind": "MqttqError", "error": f"unknown request {request!r}"}
+        try:
+            calls = [converter.structure(c, Call) for c in request["calls"]]
+            ids = await self.app.queue.bulk(calls)
+        except MqttqError as exc:
+            return {"ok": False, "kind": type(exc).__name__, "error": str(exc)}
+        except Exception as exc:  # a malformed request: the child's job gets the error
+            return {"ok": False, "kind": "MqttqError", "error": f"{type(exc).__name__}: {exc}"}
+        return {"ok": True, "ids": ids}

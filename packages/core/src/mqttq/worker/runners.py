@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,8 @@ class AsyncioJobRunner(JobRunner):
     """``async def`` jobs run on the loop; plain functions run on a pool of ``concurrency`` threads
     so they never block the loop. A timed-out coroutine is cancelled; a timed-out thread cannot be
     stopped (Python has no way to), so its result is dropped: use the ``process`` runner for jobs
-    that must really be stopped."""
+    that must really be stopped. A cancelled coroutine gets ``CancelledError`` at its next
+    ``await``; a cancelled thread likewise runs on, its result dropped."""
 
     _pool: ThreadPoolExecutor | None = None
 
@@ -38,7 +40,10 @@ class AsyncioJobRunner(JobRunner):
             call = func(*job.args, **kwargs)
         else:
             loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(self._pool, functools.partial(func, *job.args, **kwargs))
+            # in the job's context (mqttq.current_job() and current_queue() work on the thread)
+            context = contextvars.copy_context()
+            work = functools.partial(context.run, func, *job.args, **kwargs)
+            call = loop.run_in_executor(self._pool, work)
         if timeout is None:
             return await call
         try:

@@ -15,6 +15,15 @@ released at once on a stop.
 them, or in the claim loop, is logged with its traceback and stops the worker at once (running
 and held jobs are released), and :meth:`Worker.run` returns 1: a worker that cannot ack or renew
 its leases must not go on claiming, nor keep its heartbeat fresh.
+
+**Cancellation.** While it holds jobs, a worker asks the driver every :data:`CANCEL_POLL` seconds
+which of them were cancelled (one call for all of them): a held job is dropped, a running one
+is stopped (an async job gets ``CancelledError`` at its next ``await``; the ``process`` runner
+kills its child). The driver recorded the cancellation already; nothing is retried or failed.
+
+**Schedules.** Unless told not to (``--no-schedules``, or ``burst``), a worker also fires the
+app's ``[[schedules]]`` (:mod:`mqttq.schedules`); any number of workers may, each slot fires
+once.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from mqttq.errors import ConfigError
 from mqttq.interfaces import Capability, require
 from mqttq.models import Envelope, JobEvent, WorkerInfo
 from mqttq.retry import Outage, RetryPolicy, Stopped, retry
+from mqttq.schedules import Scheduler, check_schedules
 from mqttq.worker.executor import Executor
 
 log = logging.getLogger("mqttq.worker")
@@ -56,6 +66,8 @@ HOLD_MAX = 1.0
 INFO_EVERY = 2.0
 #: how long a stopping worker keeps trying to flush acks while the backend is down
 ACK_FLUSH_GRACE = 10.0
+#: how often a worker holding jobs asks which of them were cancelled
+CANCEL_POLL = 0.2
 
 
 class Worker:
@@ -65,6 +77,9 @@ class Worker:
     failed (logged with its traceback). The first SIGTERM/SIGINT stops claiming, lets running
     jobs finish within ``shutdown_grace`` and releases the rest; a second one stops at once
     (running jobs are released, not lost).
+
+    ``max_tries`` and ``timeout`` override every job's defaults (``mqttq worker --max-tries
+    --timeout``); ``schedules`` (default: unless ``burst``) fires the app's ``[[schedules]]``.
     """
 
     def __init__(
@@ -78,6 +93,9 @@ class Worker:
         max_time: float | None = None,
         runner: str | None = None,
         install_signals: bool = True,
+        max_tries: int | None = None,
+        timeout: float | None = None,
+        schedules: bool | None = None,
     ) -> None:
         cfg = app.config.worker
         self.app = app
@@ -92,6 +110,13 @@ class Worker:
         self.max_time = max_time
         self.runner_name = runner or cfg.runner
         self.install_signals = install_signals
+        self.max_tries = max_tries
+        self.timeout = timeout
+        self.run_schedules = (not burst) if schedules is None else schedules
+        self.scheduler: Scheduler | None = None
+        #: ids of running jobs being stopped because they were cancelled
+        self._cancelling: set[str] = set()
+        self.cancelled = 0
         self.id = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.started_at = time.time()
         self.executor: Executor | None = None
@@ -143,18 +168,32 @@ class Worker:
 
     def check(self) -> None:
         """Start-up checks: the driver can be claimed from, every job timeout is below the lease
-        the heartbeat renews, and the runner can run every registered job."""
-        require(self.app.driver_class(), Capability.CLAIM, "mqttq worker")
+        the heartbeat renews, the runner can run every registered job, and the schedules are
+        valid and the driver can fire them."""
+        driver_cls = self.app.driver_class()
+        require(driver_cls, Capability.CLAIM, "mqttq worker")
+        if self.max_tries is not None and self.max_tries < 1:
+            raise ConfigError(f"--max-tries {self.max_tries} must be at least 1")
+        if self.timeout is not None and not 0 < self.timeout < self.lease:
+            raise ConfigError(
+                f"--timeout {self.timeout:g}s must be above 0 and below worker.lease "
+                f"({self.lease:g}s)"
+            )
         runner_cls = self.app.runner_class(self.runner_name)
         timeout = self.app.config.worker.timeout
         for spec in self.app.jobs.specs():
-            limit = spec.timeout if spec.timeout is not None else timeout
+            limit = self.timeout or spec.timeout or timeout
             if limit is not None and limit >= self.lease:
                 raise ConfigError(
                     f"job {spec.name}: timeout {limit:g}s must be below worker.lease "
                     f"({self.lease:g}s)"
                 )
             runner_cls.check_job(spec)
+        if self.run_schedules and self.app.config.schedules:
+            for capability in (Capability.UNIQUE, Capability.SCHEDULES):
+                require(driver_cls, capability, "[[schedules]]")
+            schedules = check_schedules(self.app)
+            self.scheduler = Scheduler(self.app, schedules, outage=self._outage)
 
     # -- main loop --------------------------------------------------------------------------------
 
@@ -170,7 +209,15 @@ class Worker:
                     stack.callback(loop.remove_signal_handler, sig)
             runner = self.app.make_runner(self.runner_name, concurrency=self.concurrency)
             await stack.enter_async_context(runner)
-            self.executor = Executor(self.app, runner, ack=self._queue_ack, outage=self._outage)
+            self.executor = Executor(
+                self.app,
+                runner,
+                ack=self._queue_ack,
+                outage=self._outage,
+                max_tries=self.max_tries,
+                timeout=self.timeout,
+                cancelling=self._cancelling,
+            )
             log.info(
                 "worker %s: %s, queues %s, concurrency %d, prefetch up to %d, runner %s",
                 self.id,
@@ -180,8 +227,12 @@ class Worker:
                 self.prefetch,
                 self.runner_name,
             )
-            self._spawn(self._heartbeat_loop(), "heartbeat")
             self._spawn(self._ack_loop(), "acker")
+            self._spawn(self._heartbeat_loop(), "heartbeat")
+            if Capability.CANCEL in self.app.driver.capabilities:
+                self._spawn(self._cancel_loop(), "cancellation poll")
+            if self.scheduler is not None:
+                self._spawn(self.scheduler.run(self._stopping), "scheduler")
             try:
                 await self._claim_loop()
             except Exception as exc:
@@ -283,6 +334,7 @@ class Worker:
 
     def _finished(self, job_id: str, task: asyncio.Task[bool]) -> None:
         job, _ = self._running.pop(job_id)
+        self._cancelling.discard(job_id)
         self._finishes.append(time.monotonic())
         self._start_held()
         self._slot_free.set()
@@ -340,12 +392,13 @@ class Worker:
         """Flush the last acks, stop the heartbeat and say goodbye."""
         self._closing = True
         self._acks_waiting.set()
-        heartbeat, acker = self._background
-        heartbeat.cancel()
+        acker, *others = self._background
+        for task in others:
+            task.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait({acker}, timeout=ACK_FLUSH_GRACE)
         acker.cancel()
-        await asyncio.gather(heartbeat, acker, return_exceptions=True)
+        await asyncio.gather(acker, *others, return_exceptions=True)
         if self._pending_acks:
             log.warning(
                 "%d finished job(s) could not be acked: they run again after their lease",
@@ -375,6 +428,34 @@ class Worker:
             except BaseException:
                 self._pending_acks[:0] = ids_
                 raise
+
+    async def _cancel_loop(self) -> None:
+        """Every :data:`CANCEL_POLL` seconds, while it holds jobs: stop those cancelled."""
+        while True:
+            await asyncio.sleep(CANCEL_POLL)
+            held = [*self._running, *(job.id for job, _ in self._held)]
+            if not held:
+                continue
+            found = functools.partial(self.app.driver.cancelled, held)
+            for job_id in await self._retrying(found, stop=False):
+                self._stop_cancelled(job_id)
+
+    def _stop_cancelled(self, job_id: str) -> None:
+        running = self._running.get(job_id)
+        if running is not None:
+            if job_id not in self._cancelling:
+                log.info("job %s was cancelled: stopping it", job_id)
+                self._cancelling.add(job_id)
+                running[1].cancel()
+            return
+        kept = [(job, at) for job, at in self._held if job.id != job_id]
+        if len(kept) < len(self._held):  # held, not started: the driver dropped it already
+            dropped = next(job for job, _ in self._held if job.id == job_id)
+            self._held = collections.deque(kept)
+            self.cancelled += 1
+            log.info("job %s was cancelled before it started", job_id)
+            if self.app.observed:
+                self.app.emit(JobEvent(kind="cancelled", job=dropped))
 
     async def _heartbeat_loop(self) -> None:
         """Renew the leases of running and held jobs every lease/3; publish this worker's
