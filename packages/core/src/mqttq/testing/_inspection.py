@@ -1,13 +1,16 @@
-"""QueueDriverSuite, part 2: inspection — stats, get_job, failed registry, unique keys, workers."""
+"""QueueDriverSuite, part 2: inspection — stats, get_job, failed registry, unique keys, workers,
+schedule marks."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
 import attrs
 import pytest
 
+from mqttq.errors import DriverError
 from mqttq.interfaces import Capability, QueueDriver
 from mqttq.models import Envelope, FailedJob, WorkerInfo
 from mqttq.testing._support import (
@@ -24,6 +27,7 @@ from mqttq.testing.waiting import eventually
 
 CLAIM, DELAY = Capability.CLAIM, Capability.DELAY
 FAILED, UNIQUE = Capability.FAILED_REGISTRY, Capability.UNIQUE
+SCHEDULES = Capability.SCHEDULES
 
 
 async def _failed_jobs(driver: QueueDriver, queue: str, n: int) -> list[Envelope]:
@@ -427,3 +431,98 @@ class InspectionTests(SuiteBase):
             return info.id not in {w.id for w in await driver.workers()}
 
         await eventually(gone, timeout=self.timeout, what="the worker heartbeat to expire")
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    async def test_a_schedule_slot_fires_once(self, driver: QueueDriver) -> None:
+        """fire_schedule() stores the job and marks the slot; the same slot or an earlier one
+        stores nothing and answers None, also after the first job is gone; a later slot fires.
+        Schedules keep marks of their own (names that share a prefix too).
+
+        Troubleshooting: compare the slot with the schedule's mark (strictly later fires) and
+        write the job and the mark in one transaction or script, keyed by the whole name.
+        """
+        requires(driver, SCHEDULES)
+        q, name = unique_name(), unique_name("schedule")
+        slot = 1_700_000_000.25
+        first = make_job(q, kwargs={"slot": 1})
+        assert await driver.fire_schedule(name, slot, first) == first.id
+        again = make_job(q, kwargs={"slot": "again"})
+        assert await driver.fire_schedule(name, slot, again) is None
+        assert await driver.fire_schedule(name, slot - 60, make_job(q)) is None
+        assert await driver.size(q) == 1
+        if CLAIM in driver.capabilities:
+            await driver.ack(ids(await driver.claim([q], 1, lease=30)))
+            assert await driver.fire_schedule(name, slot, again) is None, "fired after its ack"
+            assert await driver.size(q) == 0
+        other = make_job(q)
+        assert await driver.fire_schedule(name + ":x", slot, other) == other.id, "marks shared"
+        later = make_job(q, kwargs={"slot": 2})
+        assert await driver.fire_schedule(name, slot + 0.5, later) == later.id
+        marks = await driver.schedule_marks()
+        assert (marks[name], marks[name + ":x"]) == (slot + 0.5, slot)
+        record = await driver.get_job(later.id)
+        assert record is not None
+        assert record.job.kwargs == {"slot": 2}
+
+    async def test_a_schedule_slot_fires_once_across_instances(
+        self, driver: QueueDriver, reopen: DriverFactory | None
+    ) -> None:
+        """Four instances racing to fire the same slots (with different jobs): each slot is
+        fired by exactly one, and its job is the only one stored; the marks survive a restart
+        of a durable driver.
+
+        Troubleshooting: the compare-and-mark must run in the backend, inside the same
+        transaction or script as the push; a read of the mark followed by a write races.
+        """
+        requires(driver, SCHEDULES)
+        instances = [driver] + [await self.second_instance(reopen) for _ in range(3)]
+        q, name = unique_name(), unique_name("schedule")
+        for slot in range(1, 11):
+            racers = instances * 3
+            jobs = [make_job(q, kwargs={"slot": slot}) for _ in racers]
+            fired = await asyncio.gather(
+                *(d.fire_schedule(name, float(slot), j) for d, j in zip(racers, jobs, strict=True))
+            )
+            winners = [f for f in fired if f is not None]
+            assert len(winners) == 1, f"slot {slot} fired {len(winners)} times"
+            assert winners[0] in ids(jobs)
+        assert await driver.size(q) == 10
+        if Capability.DURABLE in driver.capabilities:
+            await driver.aclose()
+            again = await self.second_instance(reopen)
+            assert (await again.schedule_marks())[name] == 10.0
+            assert await again.fire_schedule(name, 10.0, make_job(q)) is None
+
+    async def test_a_failed_fire_marks_nothing(self, driver: QueueDriver) -> None:
+        """fire_schedule() whose job cannot be stored (its id is already live) raises
+        DriverError and leaves the mark as it was: the slot can still fire.
+
+        Troubleshooting: check the push before writing the mark, or roll both back together.
+        """
+        requires(driver, SCHEDULES)
+        q, name = unique_name(), unique_name("schedule")
+        live = make_job(q)
+        await driver.push([live])
+        with pytest.raises(DriverError):
+            await driver.fire_schedule(name, 5.0, live)
+        assert name not in await driver.schedule_marks()
+        fresh = make_job(q)
+        assert await driver.fire_schedule(name, 5.0, fresh) == fresh.id
+
+    async def test_a_fired_job_keeps_its_unique_key(self, driver: QueueDriver) -> None:
+        """A fired job holds its unique key like a pushed one; a slot whose key is held by a
+        live job is marked fired and answers that job's id, storing nothing more.
+
+        Troubleshooting: store the job of fire_schedule() exactly as push() does.
+        """
+        requires(driver, SCHEDULES, UNIQUE)
+        q, name, key = unique_name(), unique_name("schedule"), unique_name("key")
+        held = make_job(q, unique_key=key)
+        await driver.push([held])
+        assert await driver.fire_schedule(name, 1.0, make_job(q, unique_key=key)) == held.id
+        assert (await driver.schedule_marks())[name] == 1.0
+        fired = make_job(q, unique_key=key + "-2")
+        assert await driver.fire_schedule(name, 2.0, fired) == fired.id
+        assert await driver.push([make_job(q, unique_key=key + "-2")]) == [fired.id]
+        assert await driver.size(q) == 2

@@ -1,4 +1,5 @@
-"""QueueDriverSuite, part 1: a job's life — push, claim, ack, extend, retry, fail, release."""
+"""QueueDriverSuite, part 1: a job's life — push, claim, ack, extend, retry, fail, release,
+cancel."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from mqttq.testing._support import (
 from mqttq.testing.waiting import eventually
 
 CLAIM, DELAY, FAILED = Capability.CLAIM, Capability.DELAY, Capability.FAILED_REGISTRY
+CANCEL = Capability.CANCEL
 
 
 async def _record(driver: QueueDriver, job_id: str) -> JobRecord:
@@ -771,3 +773,158 @@ class LifecycleTests(SuiteBase):
         )
         await driver.push([job])
         assert await driver.claim([q], 1, lease=30) == [attrs.evolve(job, attempts=1)]
+
+    # -- cancellation ---------------------------------------------------------------------------
+
+    async def test_cancel_removes_a_waiting_job_and_records_it(self, driver: QueueDriver) -> None:
+        """cancel() of a ready or a delayed job removes it (never claimed, also once due),
+        records it as cancelled (get_job), not failed, and answers "cancelled"; the jobs around
+        it stay, in order.
+
+        Troubleshooting: delete the job from wherever it waits (ready list, delayed set) and
+        write a cancelled record with its envelope, in one step; remove that one id only.
+        """
+        requires(driver, CANCEL)
+        q = unique_name()
+        due = time.time() - 10
+        first, ready, last = (make_job(q, id=i, available_at=due) for i in descending_ids(3))
+        delayed = make_job(q, available_at=time.time() + self.delay)
+        await driver.push([first, ready, delayed, last])
+        assert await driver.cancel(ready.id) == "cancelled"
+        if DELAY in driver.capabilities:
+            assert await driver.cancel(delayed.id) == "cancelled"
+        for job in (ready, delayed) if DELAY in driver.capabilities else (ready,):
+            record = await _record(driver, job.id)
+            assert (record.state, record.job.id, record.job.kwargs) == ("cancelled", job.id, {})
+        stats = (await driver.stats())[q]
+        assert (stats.ready, stats.delayed, stats.failed) == (2, 0, 0)
+        if FAILED in driver.capabilities:
+            assert await driver.failed_ids(q) == []
+        if CLAIM not in driver.capabilities:
+            return
+        assert ids(await driver.claim([q], 10, lease=30)) == [first.id, last.id]
+        await asyncio.sleep(max(0.0, delayed.available_at - time.time()) + 0.1)
+        assert await driver.claim([q], 10, lease=30) == [], "a cancelled delayed job came due"
+
+    async def test_cancel_of_a_running_job_records_it_and_its_worker_learns(
+        self, driver: QueueDriver, reopen: DriverFactory | None
+    ) -> None:
+        """cancel() of a reserved job answers "stopping" and records it as cancelled at once;
+        cancelled() tells any instance which of its ids were cancelled. The worker settling it
+        afterwards (ack, extend, release, retry, fail) changes nothing: it is never claimed
+        again, never retried, never in the failed registry.
+
+        Troubleshooting: a cancelled job is not live: move it out of the reserved set into the
+        cancelled records in one step, and make every settling call skip ids that have a
+        cancelled record (retry must not store it again, fail must not record it).
+        """
+        requires(driver, CLAIM, CANCEL)
+        q = unique_name()
+        await driver.push([make_job(q), make_job(q)])
+        running, other = await driver.claim([q], 2, lease=30)
+        assert await driver.cancel(running.id) == "stopping"
+        assert await driver.cancelled([other.id, running.id, unique_name("x")]) == [running.id]
+        if reopen is not None:
+            again = await reopen()
+            assert await again.cancelled([running.id, other.id]) == [running.id], "not shared"
+        stats = (await driver.stats())[q]
+        assert (stats.ready, stats.reserved) == (0, 1)
+        await driver.extend([running.id], lease=30)
+        await driver.release([running.id])
+        if DELAY in driver.capabilities:
+            await driver.retry(running, delay=0, error="too late")
+        if FAILED in driver.capabilities:
+            await driver.fail(running, error="too late")
+            assert await driver.failed_get(running.id) is None, "a cancelled job was failed"
+        await driver.ack([running.id])
+        record = await _record(driver, running.id)
+        assert record.state == "cancelled"
+        assert await driver.claim([q], 10, lease=30) == []
+        stats = (await driver.stats())[q]
+        assert (stats.ready, stats.delayed, stats.reserved, stats.failed) == (0, 0, 1, 0)
+
+    async def test_cancel_of_a_job_whose_lease_ran_out_is_a_waiting_one(
+        self, driver: QueueDriver
+    ) -> None:
+        """A reserved job whose lease has run out counts as waiting: cancel() answers
+        "cancelled" and nothing claims it afterwards.
+
+        Troubleshooting: compare the lease deadline with the current time, as stats() does.
+        """
+        requires(driver, CLAIM, CANCEL)
+        q = unique_name()
+        await driver.push([make_job(q)])
+        [job] = await driver.claim([q], 1, lease=self.lease)
+
+        async def lapsed() -> bool:
+            return (await driver.stats())[q].reserved == 0
+
+        await eventually(lapsed, timeout=self.timeout, what="the lease to run out")
+        assert await driver.cancel(job.id) == "cancelled"
+        assert await driver.claim([q], 1, lease=30) == []
+        assert (await _record(driver, job.id)).state == "cancelled"
+
+    async def test_cancel_frees_the_unique_key(self, driver: QueueDriver) -> None:
+        """A cancelled job's unique key is free: a new job with it is stored under its own id.
+
+        Troubleshooting: delete the key's index entry with the job.
+        """
+        requires(driver, CANCEL, Capability.UNIQUE)
+        q, key = unique_name(), unique_name("key")
+        first = make_job(q, unique_key=key)
+        await driver.push([first])
+        assert await driver.cancel(first.id) == "cancelled"
+        fresh = make_job(q, unique_key=key)
+        assert await driver.push([fresh]) == [fresh.id]
+
+    async def test_cancel_of_an_ended_or_unknown_job_changes_nothing(
+        self, driver: QueueDriver
+    ) -> None:
+        """cancel() answers "already" for a cancelled job, "failed" for one in the failed
+        registry (which keeps it), and "unknown" for one that finished or never existed.
+
+        Troubleshooting: look in the cancelled records and the failed registry before saying
+        "unknown"; never move a failed entry.
+        """
+        requires(driver, CANCEL)
+        q = unique_name()
+        job = make_job(q)
+        await driver.push([job])
+        assert await driver.cancel(job.id) == "cancelled"
+        assert await driver.cancel(job.id) == "already"
+        assert await driver.cancel(unique_name("unknown")) == "unknown"
+        if CLAIM in driver.capabilities:
+            done = make_job(q)
+            await driver.push([done])
+            await driver.ack(ids(await driver.claim([q], 1, lease=30)))
+            assert await driver.cancel(done.id) == "unknown"
+        if FAILED in driver.capabilities:
+            failed = make_job(q)
+            await driver.fail(failed, error="boom")
+            assert await driver.cancel(failed.id) == "failed"
+            assert (await _record(driver, failed.id)).state == "failed"
+            assert await driver.cancelled([failed.id]) == []
+
+    async def test_cancelled_records_expire_with_the_failed_ttl(
+        self, driver: QueueDriver, make_driver: DriverFactory | None
+    ) -> None:
+        """Cancelled records go once the failed TTL has passed since the cancellation.
+
+        Troubleshooting: expire cancelled records by the time of cancel() (key expiry, or a
+        filter on read), like failed entries.
+        """
+        requires(driver, CANCEL)
+        if make_driver is None:
+            pytest.skip("no `make_driver` fixture: cannot build a driver with a short TTL")
+        short = await make_driver(**self.failed_ttl_options(1.0))
+        long_ago = time.time() - LONG_AGO
+        job = make_job(unique_name(), enqueued_at=long_ago, available_at=long_ago)
+        await short.push([job])
+        assert await short.cancel(job.id) == "cancelled"
+        assert (await _record(short, job.id)).state == "cancelled", "expired at once"
+
+        async def gone() -> bool:
+            return await short.get_job(job.id) is None
+
+        await eventually(gone, timeout=self.timeout, what="the cancelled record to expire")
+        assert await short.cancelled([job.id]) == []
