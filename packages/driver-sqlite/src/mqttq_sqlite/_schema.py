@@ -75,8 +75,25 @@ _V2 = (
     "CREATE INDEX mqttq_commands_lane ON mqttq_commands (device, seq)",
 )
 
+# cancelled jobs (kept for get_job until failed_ttl) and the last fired slot of each schedule
+_V3 = (
+    """CREATE TABLE mqttq_cancelled (
+        id TEXT PRIMARY KEY,
+        queue TEXT NOT NULL,
+        cancelled_at REAL NOT NULL,
+        attempts INTEGER NOT NULL,
+        envelope BLOB NOT NULL
+    )""",
+    "CREATE INDEX mqttq_cancelled_time ON mqttq_cancelled (cancelled_at)",
+    """CREATE TABLE mqttq_schedules (
+        name TEXT PRIMARY KEY,
+        slot REAL NOT NULL,
+        fired_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+)
+
 #: ``MIGRATIONS[i]`` takes a database from version ``i`` to ``i + 1``.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,14 +1,16 @@
-"""The queue itself: push, claim and settle jobs, and count them. Runs on the driver's thread."""
+"""The queue itself: push, claim, settle and cancel jobs, fire schedules, and count them. Runs on
+the driver's thread."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
+from mqttq.interfaces import CancelOutcome
 from mqttq.plugin import (
     DriverError,
     Envelope,
@@ -78,6 +80,15 @@ class Store(Bookkeeping):
     # -- producing ------------------------------------------------------------------------------
 
     def push(self, jobs: Sequence[Envelope]) -> list[str]:
+        insert, queues = self._inserter(jobs)
+        out = self.write(insert)
+        self._commit_queues(queues)
+        return out
+
+    def _inserter(
+        self, jobs: Sequence[Envelope]
+    ) -> tuple[Callable[[sqlite3.Connection], list[str]], set[str]]:
+        """What ``push`` runs inside its transaction (and ``fire_schedule`` inside its own)."""
         ids = [job.id for job in jobs]
         if len(set(ids)) != len(ids):
             dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -119,9 +130,7 @@ class Store(Bookkeeping):
                 conn.executemany(INSERT_JOB, plain)
             return out
 
-        out = self.write(tx)
-        self._commit_queues(queues)
-        return out
+        return tx, queues
 
     # -- consuming ------------------------------------------------------------------------------
 
@@ -250,6 +259,8 @@ class Store(Bookkeeping):
         )
 
         def tx(conn: sqlite3.Connection) -> None:
+            if self._is_cancelled(conn, job.id):
+                return  # a cancelled job is never stored again
             self._note_queues(conn, (job.queue,))
             try:
                 conn.execute(upsert, row)
@@ -265,6 +276,8 @@ class Store(Bookkeeping):
         envelope = encode_job(attrs.evolve(job, last_error=error))
 
         def tx(conn: sqlite3.Connection) -> None:
+            if self._is_cancelled(conn, job.id):
+                return  # it stays cancelled
             self._note_queues(conn, (job.queue,))
             conn.execute("DELETE FROM mqttq_jobs WHERE id = ?", (job.id,))
             conn.execute(
@@ -353,7 +366,7 @@ class Store(Bookkeeping):
             ).fetchone()
         )
         if row is None:
-            return None
+            return self._cancelled_record(job_id)
         queue, state, available_at, lease_until, attempts, envelope = row
         job, problem = _decode(job_id, queue, attempts, envelope)
         error = None if problem is None else f"cannot decode job envelope: {problem}"
@@ -362,3 +375,99 @@ class Store(Bookkeeping):
             return JobRecord(job=job, state="reserved", lease_expires_at=lease_until, error=error)
         waiting = "ready" if available_at <= now else "delayed"
         return JobRecord(job=job, state=waiting, error=error)
+
+    # -- cancellation ---------------------------------------------------------------------------
+
+    def _is_cancelled(self, conn: sqlite3.Connection, job_id: str) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM mqttq_cancelled WHERE id = ? AND cancelled_at >= ?",
+            (job_id, self._failed_cutoff()),
+        ).fetchone()
+        return row is not None
+
+    def cancel(self, job_id: str) -> CancelOutcome:
+        def tx(conn: sqlite3.Connection) -> CancelOutcome:
+            now = time.time()
+            conn.execute(
+                "DELETE FROM mqttq_cancelled WHERE cancelled_at < ?", (now - self.opts.failed_ttl,)
+            )
+            if self._is_cancelled(conn, job_id):
+                return "already"
+            row = conn.execute(
+                "DELETE FROM mqttq_jobs WHERE id = ? RETURNING queue, state, lease_until, "
+                "attempts, envelope",
+                (job_id,),
+            ).fetchone()
+            if row is None:
+                failed = conn.execute(
+                    "SELECT 1 FROM mqttq_failed WHERE id = ? AND failed_at >= ?",
+                    (job_id, self._failed_cutoff()),
+                ).fetchone()
+                return "failed" if failed else "unknown"
+            queue, state, lease_until, attempts, envelope = row
+            conn.execute(
+                "INSERT OR REPLACE INTO mqttq_cancelled (id, queue, cancelled_at, attempts, "
+                "envelope) VALUES (?, ?, ?, ?, ?)",
+                (job_id, queue, now, attempts, envelope),
+            )
+            return "stopping" if state == 1 and lease_until > now else "cancelled"
+
+        return self.write(tx)
+
+    def cancelled(self, ids: Sequence[str]) -> list[str]:
+        cutoff = self._failed_cutoff()
+        found: set[str] = set()
+        for chunk in chunks(ids):
+
+            def look(chunk: Sequence[str] = chunk) -> list[Row]:
+                return self.conn.execute(
+                    f"SELECT id FROM mqttq_cancelled WHERE id IN ({marks(len(chunk))}) "
+                    "AND cancelled_at >= ?",
+                    (*chunk, cutoff),
+                ).fetchall()
+
+            found.update(r[0] for r in self._retrying(look))
+        return [job_id for job_id in ids if job_id in found]
+
+    def _cancelled_record(self, job_id: str) -> JobRecord | None:
+        row = self._retrying(
+            lambda: self.conn.execute(
+                "SELECT queue, attempts, envelope FROM mqttq_cancelled "
+                "WHERE id = ? AND cancelled_at >= ?",
+                (job_id, self._failed_cutoff()),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        job, _ = _decode(job_id, row[0], row[1], row[2])
+        return JobRecord(job=job, state="cancelled")
+
+    # -- schedules --------------------------------------------------------------------------------
+
+    def fire_schedule(self, name: str, slot: float, job: Envelope) -> str | None:
+        insert, queues = self._inserter([job])
+
+        def tx(conn: sqlite3.Connection) -> str | None:
+            mark = conn.execute(
+                "SELECT slot FROM mqttq_schedules WHERE name = ?", (name,)
+            ).fetchone()
+            if mark is not None and slot <= mark[0]:
+                return None
+            [job_id] = insert(conn)
+            conn.execute(
+                "INSERT INTO mqttq_schedules (name, slot, fired_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET slot = excluded.slot, "
+                "fired_at = excluded.fired_at",
+                (name, slot, time.time()),
+            )
+            return job_id
+
+        out = self.write(tx)
+        self._commit_queues(queues)
+        return out
+
+    def schedule_marks(self) -> dict[str, float]:
+        rows = self._retrying(
+            lambda: self.conn.execute("SELECT name, slot FROM mqttq_schedules").fetchall()
+        )
+        return {name: float(slot) for name, slot in rows}

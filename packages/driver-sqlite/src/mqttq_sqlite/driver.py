@@ -23,6 +23,7 @@ from typing import Any, Self, TypeVar
 
 import attrs
 
+from mqttq.interfaces import CancelOutcome
 from mqttq.plugin import (
     Capability,
     Envelope,
@@ -62,6 +63,8 @@ class SqliteQueueDriver(QueueDriver):
             Capability.FAILED_REGISTRY,
             Capability.WORKERS,
             Capability.MULTI_PROCESS,
+            Capability.CANCEL,
+            Capability.SCHEDULES,
         }
     )
 
@@ -259,6 +262,25 @@ class SqliteQueueDriver(QueueDriver):
 
     async def failed_ids(self, queue: str | None = None) -> list[str]:
         return await self._call(partial(self._store.failed_ids, queue))
+
+    # -- cancellation and schedules ---------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> CancelOutcome:
+        return await self._call(partial(self._store.cancel, job_id))
+
+    async def cancelled(self, ids: Sequence[str]) -> list[str]:
+        if not ids:
+            return []
+        return await self._call(partial(self._store.cancelled, list(ids)))
+
+    async def fire_schedule(self, name: str, slot: float, job: Envelope) -> str | None:
+        job_id = await self._call(partial(self._store.fire_schedule, name, slot, job))
+        if job_id is not None:
+            self._wake()
+        return job_id
+
+    async def schedule_marks(self) -> dict[str, float]:
+        return await self._call(self._store.schedule_marks)
 
     # -- workers --------------------------------------------------------------------------------
 
