@@ -70,6 +70,8 @@ CONTRACTS = (
     "unique keys",
     "workers",
     "undecodable",
+    "cancel",
+    "schedules",
 )
 
 
