@@ -1,0 +1,259 @@
+"""Class jobs vs function jobs, and the scheduler's cost on an idle worker; same run, same machine.
+
+    python benchmarks/bench_jobs.py            # the full run (about 4 minutes)
+    python benchmarks/bench_jobs.py --quick    # smaller counts, one round: a smoke run
+
+Figures: (a) dispatch throughput of a class job (a ``mqttq.Job`` with four data attributes)
+against a function job with the same four keyword arguments, one at a time and in one bulk,
+on a SQLite file; (b) processing throughput of both (an in-process burst ``Worker`` draining a
+pre-filled SQLite queue of no-op jobs, async ``handle``/``async def``); (c) CPU seconds per
+minute of an idle ``mqttq worker`` process with no schedule, an ``every = 1`` schedule and a
+cron schedule. Every case runs ``--rounds`` times, round-robin across the systems; the figure is
+the median, every run is in the JSON (``extra``).
+
+This module is also the job module of the runs (``bench_jobs:Noop``, ``bench_jobs:noop``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import _common as c
+
+NAME = "jobs"
+CLASS, FUNCTION = "class job", "function job"
+IDLE, EVERY, CRON = "no schedule", "every = 1", "cron * * * * *"
+DATA = {"user_id": 123, "message": "Your order has shipped", "items": [1, 2, 3], "meta": {"a": 1}}
+
+try:
+    import mqttq
+except ImportError:  # pragma: no cover - the benchmark needs the checkout's packages
+    sys.exit("bench_jobs: install mqttq (and mqttq-sqlite) first")
+
+
+class Noop(mqttq.Job):
+    def __init__(self) -> None:
+        super().__init__()
+        self.user_id: int | None = None
+        self.message = ""
+        self.items: list[int] = []
+        self.meta: dict[str, int] = {}
+
+    async def handle(self) -> None:
+        return None
+
+
+async def noop(user_id: int, message: str, items: list[int], meta: dict[str, int]) -> None:
+    return None
+
+
+def tick() -> None:
+    return None
+
+
+def make_class() -> Noop:
+    job = Noop()
+    job.user_id, job.message, job.items, job.meta = (
+        DATA["user_id"],
+        DATA["message"],
+        list(DATA["items"]),  # type: ignore[call-overload]
+        dict(DATA["meta"]),  # type: ignore[call-overload]
+    )
+    return job
+
+
+def toml(db: Path, extra: str = "") -> str:
+    return f"""\
+[queue]
+url = "sqlite:///{db}"
+
+[worker]
+concurrency = 256
+lease = 60
+
+[jobs]
+register = ["bench_jobs:Noop", "bench_jobs:noop", "bench_jobs:tick"]
+{extra}"""
+
+
+def app_for(db: Path) -> mqttq.App:
+    path = db.with_suffix(".toml")
+    path.write_text(toml(db))
+    return mqttq.App.from_config(path)
+
+
+# -- dispatch and processing ---------------------------------------------------------------------
+
+
+async def dispatch_one(db: Path, kind: str, n: int) -> float:
+    async with app_for(db) as app:
+        started = time.perf_counter()
+        if kind == CLASS:
+            for _ in range(n):
+                await app.queue.push(make_class())
+        else:
+            for _ in range(n):
+                await app.queue.push(noop, kwargs=dict(DATA))
+        return c.rate(n, time.perf_counter() - started)
+
+
+async def dispatch_bulk(db: Path, kind: str, n: int) -> float:
+    async with app_for(db) as app:
+        started = time.perf_counter()
+        if kind == CLASS:
+            await app.queue.bulk([make_class() for _ in range(n)])
+        else:
+            name = app.jobs.name_for(noop)
+            await app.queue.bulk([mqttq.Call(name, kwargs=dict(DATA)) for _ in range(n)])
+        return c.rate(n, time.perf_counter() - started)
+
+
+async def process(db: Path, kind: str, n: int) -> float:
+    from mqttq.worker import Worker
+
+    async with app_for(db) as app:
+        if kind == CLASS:
+            await app.queue.bulk([make_class() for _ in range(n)])
+        else:
+            name = app.jobs.name_for(noop)
+            await app.queue.bulk([mqttq.Call(name, kwargs=dict(DATA)) for _ in range(n)])
+        worker = Worker(app, burst=True, install_signals=False)
+        started = time.perf_counter()
+        assert await worker.run() == 0
+        took = time.perf_counter() - started
+        assert worker.executor is not None
+        assert worker.executor.processed == n, (worker.executor.processed, n)
+        return c.rate(n, took)
+
+
+Case = Callable[[Path, str, int], Coroutine[Any, Any, float]]
+
+
+def round_robin(case: Case, n: int, rounds: int) -> dict[str, list[float]]:
+    runs: dict[str, list[float]] = {CLASS: [], FUNCTION: []}
+    for r in range(rounds):
+        order = (CLASS, FUNCTION) if r % 2 == 0 else (FUNCTION, CLASS)
+        for kind in order:
+            with c.workdir("bench-jobs-") as tmp:
+                runs[kind].append(asyncio.run(case(tmp / "q.db", kind, n)))
+    return runs
+
+
+# -- scheduler overhead --------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu(kind: str, seconds: float) -> float:
+    """CPU seconds per minute of an idle worker process, start-up left out."""
+    extra = {
+        IDLE: "",
+        EVERY: '[[schedules]]\njob = "bench_jobs:tick"\nevery = 1\n',
+        CRON: '[[schedules]]\njob = "bench_jobs:tick"\ncron = "* * * * *"\n',
+    }[kind]
+    with c.workdir("bench-jobs-idle-") as tmp:
+        db = tmp / "q.db"
+        config = tmp / "mqttq.toml"
+        config.write_text(toml(db, extra))
+        proc = subprocess.Popen(
+            c.python_cmd("-m", "mqttq", "--config", str(config), "worker", "--queue", "idle"),
+            env=c.child_env(),
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            c.wait_for(lambda: db.exists(), 30, what="the worker to open its queue")
+            time.sleep(3.0)  # start-up done: imports, first claims, first heartbeats
+            before, t0 = cpu_seconds(proc.pid), time.monotonic()
+            time.sleep(seconds)
+            used, took = cpu_seconds(proc.pid) - before, time.monotonic() - t0
+        finally:
+            c.stop_process(proc)
+    return used / took * 60
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, one round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--idle-seconds", type=float, default=20.0)
+    args = parser.parse_args(argv)
+    rounds = 1 if args.quick else args.rounds
+    one, bulk, work = (300, 2000, 2000) if args.quick else (2000, 10_000, 10_000)
+    idle_for = 5.0 if args.quick else args.idle_seconds
+    started = time.time()
+    warning = c.load_warning()
+    if warning:
+        print(f"WARNING: {warning}", flush=True)
+
+    metrics: list[c.Metric] = []
+    systems = [(CLASS, CLASS), (FUNCTION, FUNCTION)]
+    for label, case, n in (
+        (f"dispatch {one:,}, one at a time", dispatch_one, one),
+        (f"dispatch {bulk:,}, one bulk", dispatch_bulk, bulk),
+        (f"process {work:,} no-op, burst worker", process, work),
+    ):
+        c.banner(label)
+        runs = round_robin(case, n, rounds)
+        values = {k: c.median(v) for k, v in runs.items()}
+        ratio = c.ratio(values[CLASS], values[FUNCTION])
+        metric = c.Metric(
+            metric=label,
+            unit="jobs/s",
+            values=values,  # type: ignore[arg-type]
+            subject=CLASS,
+            references={"vs function": FUNCTION},
+            goal=">= 90% of function jobs",
+            met=None if ratio is None else ratio >= 0.9,
+            extra={"runs": runs},
+        )
+        metrics.append(metric)
+        print(c.metrics_table([metric], systems), flush=True)
+
+    c.banner(f"idle worker, CPU per minute ({idle_for:g} s measured per run)")
+    idle_runs: dict[str, list[float]] = {IDLE: [], EVERY: [], CRON: []}
+    for r in range(rounds if not args.quick else 1):
+        for kind in list(idle_runs)[r % 3 :] + list(idle_runs)[: r % 3]:
+            idle_runs[kind].append(idle_cpu(kind, idle_for))
+    idle = {k: c.median(v) for k, v in idle_runs.items()}
+    for kind in (EVERY, CRON):
+        metrics.append(
+            c.Metric(
+                metric=f"idle worker CPU, {kind}",
+                unit="cpu s/min",
+                values=idle,  # type: ignore[arg-type]
+                subject=kind,
+                higher_is_better=False,
+                references={"vs no schedule": IDLE},
+                note=f"scheduler overhead {idle[kind] - idle[IDLE]:+.3f} cpu s/min",
+                extra={"runs": idle_runs},
+            )
+        )
+    print(c.metrics_table(metrics[-2:], [(IDLE, IDLE), (EVERY, EVERY), (CRON, CRON)]))
+    for m in metrics[-2:]:
+        print(f"  {m.metric}: {m.note}")
+    settings = {"rounds": rounds, "all": [warning] if warning else []}
+    path = c.save_results(NAME, metrics, started=started, settings=settings)
+    print(f"\nwrote {path.relative_to(c.ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    import bench_jobs  # the jobs must be the registered module's, not __main__'s
+
+    sys.exit(bench_jobs.main(sys.argv[1:]))
