@@ -81,8 +81,23 @@ def sqlite_env(tmp_path: Path) -> WorkerEnv:
     return env
 
 
+#: until mqttq-redis declares them, the Redis runs of cancellation and schedules must fail
+REDIS_LACKS = pytest.mark.xfail(
+    strict=True, reason="mqttq-redis does not declare Capability.CANCEL and SCHEDULES yet"
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=REDIS_LACKS)])
+def cancel_env(request: pytest.FixtureRequest, tmp_path: Path) -> WorkerEnv:
+    return make_env(request, tmp_path)
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> WorkerEnv:
+    return make_env(request, tmp_path)
+
+
+def make_env(request: pytest.FixtureRequest, tmp_path: Path) -> WorkerEnv:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'q.db'}"
     else:
@@ -285,6 +300,7 @@ def test_an_every_schedule_fires_each_slot_once_across_workers_and_a_kill_9(
     check_ticks(env, span=10)
 
 
+@REDIS_LACKS
 def test_two_hosts_on_redis_fire_each_slot_once_and_a_host_may_die(
     redis_server: RedisServer,  # noqa: F811
     tmp_path: Path,
@@ -362,7 +378,8 @@ def started(env: WorkerEnv, key: str) -> tuple[str, int, float] | None:
 
 
 @pytest.mark.parametrize("runner", ["asyncio", "process"])
-def test_cancel_queued_delayed_and_running_jobs(env: WorkerEnv, runner: str) -> None:
+def test_cancel_queued_delayed_and_running_jobs(cancel_env: WorkerEnv, runner: str) -> None:
+    env = cancel_env
     configure(env, runner=runner)
     job = "routemq_jobs:long_async" if runner == "asyncio" else "routemq_jobs:long_sync"
 
