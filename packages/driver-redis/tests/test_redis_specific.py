@@ -23,6 +23,7 @@ from mqttq.testing.services import (
     free_port,
     make_certificates,
 )
+from mqttq.testing.waiting import eventually
 from mqttq_redis.driver import RedisQueueDriver
 
 CLAIMER = Path(__file__).with_name("_claimer.py")
@@ -387,6 +388,41 @@ async def test_expired_leases_come_back_first_with_attempts_kept(driver: RedisQu
         await asyncio.sleep(0.05)
     got = await driver.claim(["lease"], 3, lease=30)
     assert [(j.id, j.attempts) for j in got] == [(a.id, 2), (b.id, 2), (c.id, 1)]
+
+
+async def test_a_delayed_job_keeps_its_place_once_due(driver: RedisQueueDriver) -> None:
+    """A delayed job that fell due goes before a job pushed after its due time, although no claim
+    touched it while it was delayed (nothing promotes it to the back of a list)."""
+    soon = job("place", available_at=time.time() + 0.2)
+    await driver.push([soon])
+
+    async def due() -> bool:
+        record = await driver.get_job(soon.id)
+        return record is not None and record.state == "ready"
+
+    await eventually(due, timeout=10, what="the delayed job to fall due")
+    later = job("place")
+    assert later.available_at > soon.available_at
+    await driver.push([later])
+    assert [j.id for j in await driver.claim(["place"], 2, lease=30)] == [soon.id, later.id]
+
+
+async def test_push_order_holds_past_a_power_of_ten(driver: RedisQueueDriver) -> None:
+    """Sequence numbers are compared as fixed-width text: 10 sorts after 9."""
+    await driver.redis.set(f"{driver.prefix}seq", 8)
+    tie = time.time() - 1
+    first, second = job("seq", available_at=tie), job("seq", available_at=tie)
+    await driver.push([first])  # 9
+    await driver.push([second])  # 10
+    assert [j.id for j in await driver.claim(["seq"], 2, lease=30)] == [first.id, second.id]
+
+
+async def test_a_nan_available_at_is_refused_and_nothing_stored(driver: RedisQueueDriver) -> None:
+    good, bad = job("nan"), job("nan", available_at=float("nan"))
+    with pytest.raises(DriverError, match="available_at NaN"):
+        await driver.push([good, bad])
+    assert await driver.size("nan") == 0
+    assert await driver.get_job(good.id) is None
 
 
 async def test_get_job_of_a_delayed_job_that_is_due_says_ready(driver: RedisQueueDriver) -> None:

@@ -2,16 +2,17 @@
 
 Key layout under the prefix ``P`` (``ARGV[1]`` of every script; ``mqttq:`` by default)::
 
-    P j:<id>          hash   live job: b=envelope, a=attempts, q=queue, s=state (r|d|l),
-                             t=ready-since time, u=unique key
+    P j:<id>          hash   live job: b=envelope, a=attempts, q=queue, s=state (r|l),
+                             t=available_at, n=push sequence number, u=unique key
     P f:<id>          hash   failed job (expires after failed_ttl): b, a, q, e=error,
                              tb=traceback, at=failed-at time; b is kept byte for byte, also
                              when it cannot be decoded
-    P q:<queue>:ready    list  ids, FIFO (RPUSH, LPOP)
-    P q:<queue>:delayed  zset  ids by available-at time
+    P q:<queue>:queued   zset  members n..id (n: 16 digits), scored by available_at: ready
+                               and delayed jobs, in claim order (available_at, then n)
     P q:<queue>:leased   zset  ids by lease deadline
     P q:<queue>:failed   zset  ids by failed-at time
     P q:<queue>:wake     list  wake-up tokens for blocked claimers (BLPOP), capped
+    P seq             string last push sequence number handed out (all queues)
     P queues          set    every queue that holds or held jobs
     P failed          zset   failed ids of all queues, by failed-at time
     P unique          hash   unique key -> live job id
@@ -19,8 +20,13 @@ Key layout under the prefix ``P`` (``ARGV[1]`` of every script; ``mqttq:`` by de
     P workers         set    worker ids seen
 
 Times come from the Redis server clock (``TIME``), except a pushed job's own ``available_at``.
-Every live id sits in exactly one of ready, delayed or leased, as its ``s`` field says. A leased
-id whose deadline has passed stays in leased until a claim moves it, but counts as ready.
+Every live id sits in exactly one of queued (s=r) or leased (s=l). A queued job is ready once its
+score has passed, delayed before. A leased id whose deadline has passed stays in leased until a
+claim puts it back in queued (at its old place: same t and n), but counts as ready.
+
+The list layout of earlier versions (``P q:<queue>:ready``, a list of ids in push order, and
+``P q:<queue>:delayed``, ids by available_at, with s=d) is moved into queued by ``wk()`` the first
+time a script touches the queue.
 """
 
 from __future__ import annotations
@@ -40,6 +46,56 @@ local function chunked(cmd, key, items)
     redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items)))
   end
 end
+-- k new push sequence numbers: returns the first
+local function seqs(k) return redis.call('INCRBY', P .. 'seq', k) - k + 1 end
+-- fixed width, so that members with equal scores sort by it; the id follows from char 17 on
+local function sq(n) return string.format('%016d', n) end
+-- move a queue stored in the list layout into its queued set: list order first, then the
+-- delayed set; available_at and that order decide the place, as for pushed jobs
+local function migrate(q, key)
+  local rk, dk = qk(q, 'ready'), qk(q, 'delayed')
+  local listed = redis.call('LRANGE', rk, 0, -1)
+  local delayed = redis.call('ZRANGE', dk, 0, -1, 'WITHSCORES')
+  local base = seqs(#listed + #delayed / 2)
+  local now = fmt(clock())
+  local items = {}
+  local function add(id, s, t)
+    local h = jk(id)
+    local f = redis.call('HMGET', h, 's', 't')
+    if f[1] ~= s then return end  -- a stale entry: the job is gone or elsewhere
+    t = t or f[2] or now
+    local n = sq(base)
+    base = base + 1
+    redis.call('HSET', h, 's', 'r', 't', t, 'n', n)
+    items[#items + 1] = t
+    items[#items + 1] = n .. id
+  end
+  for _, id in ipairs(listed) do add(id, 'r', nil) end
+  for x = 1, #delayed, 2 do add(delayed[x], 'd', delayed[x + 1]) end
+  redis.call('DEL', rk, dk)
+  chunked('ZADD', key, items)
+end
+local queued = {}
+-- the queued set of q (moving a list-layout queue into it first, once per script call)
+local function wk(q)
+  local key = queued[q]
+  if not key then
+    key = qk(q, 'queued')
+    queued[q] = key
+    if redis.call('EXISTS', qk(q, 'ready'), qk(q, 'delayed')) > 0 then migrate(q, key) end
+  end
+  return key
+end
+-- the score and member of a job going back into queued: its own t and n (a job leased under
+-- the list layout has no n yet: it gets one now)
+local function spot(h, id, t, n)
+  if not n then
+    n = sq(seqs(1))
+    t = t or fmt(clock())
+    redis.call('HSET', h, 'n', n, 't', t)
+  end
+  return t, n .. id
+end
 local WAKE_MAX = 64
 local function wake(q, k)
   if k > WAKE_MAX then k = WAKE_MAX end
@@ -52,8 +108,11 @@ local function wake(q, k)
 end
 local function unlink(id, q, s, u)
   if s == 'l' then redis.call('ZREM', qk(q, 'leased'), id)
-  elseif s == 'd' then redis.call('ZREM', qk(q, 'delayed'), id)
-  elseif s == 'r' then redis.call('LREM', qk(q, 'ready'), 1, id) end
+  elseif s then
+    local key = wk(q)
+    local n = redis.call('HGET', jk(id), 'n')
+    if n then redis.call('ZREM', key, n .. id) end
+  end
   if u and redis.call('HGET', P .. 'unique', u) == id then redis.call('HDEL', P .. 'unique', u) end
 end
 -- (re)place the failed entry of id (expiring after ttl ms) and trim the failed indexes
@@ -80,7 +139,6 @@ end
 # mode 'new': an id that is already live fails the whole batch with {0, id}, nothing stored.
 # mode 'again' (a push repeated after a lost reply): live ids are kept as they are.
 PUSH = """
-local now = clock()
 local again = ARGV[2] == 'again'
 local meta = cjson.decode(ARGV[3])
 if not again then
@@ -88,6 +146,8 @@ if not again then
     if redis.call('EXISTS', jk(meta[j][1])) == 1 then return {0, meta[j][1]} end
   end
 end
+for j = 1, #meta do wk(meta[j][2]) end
+local base = seqs(#meta)
 local out, ready, count = {1}, {}, {}
 local uk = P .. 'unique'
 for j = 1, #meta do
@@ -106,36 +166,31 @@ for j = 1, #meta do
   else
     local h = jk(id)
     if not again or redis.call('EXISTS', h) == 0 then
-      local at = tonumber(m[3])
-      local s = 'r'
-      if at > now then s = 'd' end
-      redis.call('HSET', h, 'b', ARGV[3 + j], 'a', m[5], 'q', q, 's', s, 't', m[3])
+      local n = sq(base + j - 1)
+      redis.call('HSET', h, 'b', ARGV[3 + j], 'a', m[5], 'q', q, 's', 'r', 't', m[3], 'n', n)
       if u ~= '' then
         redis.call('HSET', h, 'u', u)
         redis.call('HSET', uk, u, id)
       end
-      if s == 'd' then
-        redis.call('ZADD', qk(q, 'delayed'), at, id)
-      else
-        local r = ready[q]
-        if not r then r = {}; ready[q] = r end
-        r[#r + 1] = id
-      end
+      local r = ready[q]
+      if not r then r = {}; ready[q] = r end
+      r[#r + 1] = m[3]
+      r[#r + 1] = n .. id
       count[q] = (count[q] or 0) + 1
     end
   end
 end
 for q, k in pairs(count) do
-  if ready[q] then chunked('RPUSH', qk(q, 'ready'), ready[q]) end
+  chunked('ZADD', wk(q), ready[q])
   redis.call('SADD', P .. 'queues', q)
   wake(q, k)
 end
 return out
 """
 
-# ARGV: P, n, lease seconds, reclaim/promote limit, queue... (priority order).
-# Per queue: expired leases go back to the front of ready, due delayed jobs to its back, then up
-# to n - got ids are popped and leased with attempts + 1.
+# ARGV: P, n, lease seconds, reclaim limit, queue... (priority order).
+# Per queue: expired leases go back to queued at their place, then up to n - got due jobs are
+# taken in (available_at, n) order and leased with attempts + 1.
 # Returns {next, id, envelope, attempts, ...}; ``next`` (only when nothing was claimed) is the
 # number of seconds until a delayed job is due or a lease expires, '' when there is none.
 CLAIM = """
@@ -146,46 +201,38 @@ local got = 0
 for k = 5, #ARGV do
   if got >= n then break end
   local q = ARGV[k]
-  local rk, dk, lk = qk(q, 'ready'), qk(q, 'delayed'), qk(q, 'leased')
+  local zk, lk = wk(q), qk(q, 'leased')
   local expired = redis.call('ZRANGE', lk, '-inf', now, 'BYSCORE', 'LIMIT', 0, lim)
   if #expired > 0 then
     chunked('ZREM', lk, expired)
     local back = {}
-    for x = #expired, 1, -1 do
-      local h = jk(expired[x])
-      if redis.call('HGET', h, 's') == 'l' then
+    for _, id in ipairs(expired) do
+      local h = jk(id)
+      local f = redis.call('HMGET', h, 's', 't', 'n')
+      if f[1] == 'l' then
         redis.call('HSET', h, 's', 'r')
-        back[#back + 1] = expired[x]
+        local t, m = spot(h, id, f[2], f[3])
+        back[#back + 1] = t
+        back[#back + 1] = m
       end
     end
-    if #back > 0 then chunked('LPUSH', rk, back) end
-  end
-  local due = redis.call('ZRANGE', dk, '-inf', now, 'BYSCORE', 'LIMIT', 0, lim, 'WITHSCORES')
-  if #due > 0 then
-    local gone, ids = {}, {}
-    for x = 1, #due, 2 do
-      local h = jk(due[x])
-      gone[#gone + 1] = due[x]
-      if redis.call('HGET', h, 's') == 'd' then
-        redis.call('HSET', h, 's', 'r', 't', due[x + 1])
-        ids[#ids + 1] = due[x]
-      end
-    end
-    chunked('ZREM', dk, gone)
-    if #ids > 0 then chunked('RPUSH', rk, ids) end
+    if #back > 0 then chunked('ZADD', zk, back) end
   end
   local want = n - got
-  local ids = redis.call('LPOP', rk, want)
-  if ids then
+  local due = redis.call('ZRANGE', zk, '-inf', now, 'BYSCORE', 'LIMIT', 0, want)
+  if #due > 0 then
+    redis.call('ZREMRANGEBYRANK', zk, 0, #due - 1)
     local deadline = now + lease
     local leased = {}
-    for _, id in ipairs(ids) do
+    for _, m in ipairs(due) do
+      local id = string.sub(m, 17)
       local h = jk(id)
       local f = redis.call('HMGET', h, 's', 'a', 'b')
       if f[1] == 'r' then
         local a = (tonumber(f[2]) or 0) + 1
         redis.call('HSET', h, 's', 'l', 'a', a)
-        -- 1 us apart: expired leases then come back in claim order, not in id order
+        -- 1 us apart: leases taken together run out (and are put back, lim at a time) in
+        -- claim order, not in id order
         leased[#leased + 1] = deadline + got / 1000000
         leased[#leased + 1] = id
         out[#out + 1] = id
@@ -196,15 +243,15 @@ for k = 5, #ARGV do
     end
     if #leased > 0 then chunked('ZADD', lk, leased) end
   end
-  -- the list ran dry: drop stale wake-up tokens (unless delayed jobs may need a waiter's recheck)
-  if (not ids or #ids < want) and redis.call('ZCARD', dk) == 0 then
+  -- nothing due is left: drop stale wake-up tokens (unless delayed jobs may need a recheck)
+  if #due < want and redis.call('ZCARD', zk) == 0 then
     redis.call('DEL', qk(q, 'wake'))
   end
 end
 if got == 0 then
   local nxt = nil
   for k = 5, #ARGV do
-    for _, key in ipairs({qk(ARGV[k], 'delayed'), qk(ARGV[k], 'leased')}) do
+    for _, key in ipairs({wk(ARGV[k]), qk(ARGV[k], 'leased')}) do
       local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
       if first[2] then
         local d = tonumber(first[2]) - now
@@ -251,19 +298,21 @@ local now = clock()
 local id, q, u = ARGV[2], ARGV[3], ARGV[5]
 local h = jk(id)
 local a = tonumber(ARGV[6])
-local f = redis.call('HMGET', h, 'q', 's', 'u', 'a')
+local key = wk(q)
+local f = redis.call('HMGET', h, 'q', 's', 'u', 'a', 'n')
 if f[1] then
   unlink(id, f[1], f[2], f[3])
   if f[4] and tonumber(f[4]) > a then a = tonumber(f[4]) end
   redis.call('DEL', h)
 end
 local at = now + tonumber(ARGV[4])
-redis.call('HSET', h, 'b', ARGV[7], 'a', a, 'q', q, 's', 'd', 't', fmt(at))
+local t, n = fmt(at), f[5] or sq(seqs(1))  -- a stored job keeps its push sequence number
+redis.call('HSET', h, 'b', ARGV[7], 'a', a, 'q', q, 's', 'r', 't', t, 'n', n)
 if u ~= '' then
   redis.call('HSET', h, 'u', u)
   redis.call('HSET', P .. 'unique', u, id)
 end
-redis.call('ZADD', qk(q, 'delayed'), at, id)
+redis.call('ZADD', key, t, n .. id)
 redis.call('SADD', P .. 'queues', q)
 wake(q, 1)
 return 0
@@ -307,20 +356,23 @@ end
 return n
 """
 
-# ARGV: P, id...   Reserved jobs back to the front of ready, their attempt given back.
+# ARGV: P, id...   Reserved jobs back to queued at their place (their available_at and push
+# sequence number: in front of the jobs pushed after them), their attempt given back.
 RELEASE = """
 local touched = {}
-for k = #ARGV, 2, -1 do
+for k = 2, #ARGV do
   local id = ARGV[k]
   local h = jk(id)
-  local f = redis.call('HMGET', h, 'q', 's', 'a')
+  local f = redis.call('HMGET', h, 'q', 's', 'a', 't', 'n')
   if f[2] == 'l' then
     local q = f[1]
     redis.call('ZREM', qk(q, 'leased'), id)
     local a = tonumber(f[3]) - 1
     if a < 0 then a = 0 end
     redis.call('HSET', h, 's', 'r', 'a', a)
-    redis.call('LPUSH', qk(q, 'ready'), id)
+    local key = wk(q)
+    local t, m = spot(h, id, f[4], f[5])
+    redis.call('ZADD', key, t, m)
     touched[q] = (touched[q] or 0) + 1
   end
 end
@@ -329,7 +381,8 @@ return 0
 """
 
 # ARGV: P, then 4 per job: id, queue, unique key, envelope.   Failed jobs back to ready with
-# attempts 0; an entry that is gone (forgotten, expired) is skipped. Returns how many moved.
+# attempts 0, available_at now and a new push sequence number (behind the jobs waiting); an
+# entry that is gone (forgotten, expired) is skipped. Returns how many moved.
 REQUEUE = """
 local now = clock()
 local moved = 0
@@ -348,12 +401,14 @@ for i = 2, #ARGV, 4 do
       unlink(id, f[1], f[2], f[3])
       redis.call('DEL', h)
     end
-    redis.call('HSET', h, 'b', ARGV[i + 3], 'a', 0, 'q', q, 's', 'r', 't', fmt(now))
+    local key = wk(q)
+    local t, n = fmt(now), sq(seqs(1))
+    redis.call('HSET', h, 'b', ARGV[i + 3], 'a', 0, 'q', q, 's', 'r', 't', t, 'n', n)
     if u ~= '' then
       redis.call('HSET', h, 'u', u)
       redis.call('HSET', P .. 'unique', u, id)
     end
-    redis.call('RPUSH', qk(q, 'ready'), id)
+    redis.call('ZADD', key, t, n .. id)
     redis.call('SADD', P .. 'queues', q)
     touched[q] = (touched[q] or 0) + 1
     moved = moved + 1
@@ -428,7 +483,7 @@ return out
 GET_JOB = """
 local now = clock()
 local id = ARGV[2]
-local f = redis.call('HMGET', jk(id), 'q', 'b', 'a', 's')
+local f = redis.call('HMGET', jk(id), 'q', 'b', 'a', 's', 't')
 if f[1] then
   local state, lease = 'ready', ''
   if f[4] == 'l' then
@@ -436,8 +491,8 @@ if f[1] then
     if deadline and tonumber(deadline) > now then
       state, lease = 'reserved', deadline
     end
-  elseif f[4] == 'd' then
-    local at = redis.call('ZSCORE', qk(f[1], 'delayed'), id)
+  else  -- queued (or, in the list layout, ready or delayed): t is its available_at
+    local at = f[5]
     if at and tonumber(at) > now then state = 'delayed' end
   end
   return {'job', f[1], f[2] or '', f[3] or 0, state, lease}
@@ -451,39 +506,34 @@ return {}
 SIZE = """
 local q = ARGV[2]
 local expired = redis.call('ZCOUNT', qk(q, 'leased'), '-inf', clock())
-return redis.call('LLEN', qk(q, 'ready')) + redis.call('ZCARD', qk(q, 'delayed')) + expired
+return redis.call('ZCARD', wk(q)) + expired
 """
 
 # ARGV: P, failed ttl seconds.   {now, then per queue: name, ready, delayed, reserved, failed,
 # oldest ready time ('' = none)}. A constant number of commands per queue. A job whose lease has
-# run out counts as ready since its deadline; a due delayed job as ready since its due time.
+# run out counts as ready since its deadline, until a claim puts it back at its available_at.
 STATS = """
 local now = clock()
 local cutoff = now - tonumber(ARGV[2])
 local out = {fmt(now)}
 for _, q in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
-  local rk, dk, lk = qk(q, 'ready'), qk(q, 'delayed'), qk(q, 'leased')
+  local zk, lk = wk(q), qk(q, 'leased')
   local oldest = nil
-  local head = redis.call('LINDEX', rk, 0)
-  if head then
-    local t = redis.call('HGET', jk(head), 't')
-    if t then oldest = tonumber(t) end
-  end
-  local first = redis.call('ZRANGE', dk, 0, 0, 'WITHSCORES')
+  local first = redis.call('ZRANGE', zk, 0, 0, 'WITHSCORES')
   if first[2] then
     local at = tonumber(first[2])
-    if at <= now and (oldest == nil or at < oldest) then oldest = at end
+    if at <= now then oldest = at end
   end
   local lapsed = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
   if lapsed[2] then
     local at = tonumber(lapsed[2])
     if at <= now and (oldest == nil or at < oldest) then oldest = at end
   end
-  local due = redis.call('ZCOUNT', dk, '-inf', now)
+  local due = redis.call('ZCOUNT', zk, '-inf', now)
   local expired = redis.call('ZCOUNT', lk, '-inf', now)
   out[#out + 1] = q
-  out[#out + 1] = redis.call('LLEN', rk) + due + expired
-  out[#out + 1] = redis.call('ZCARD', dk) - due
+  out[#out + 1] = due + expired
+  out[#out + 1] = redis.call('ZCARD', zk) - due
   out[#out + 1] = redis.call('ZCARD', lk) - expired
   out[#out + 1] = redis.call('ZCOUNT', qk(q, 'failed'), '(' .. fmt(cutoff), '+inf')
   if oldest then out[#out + 1] = fmt(oldest) else out[#out + 1] = '' end

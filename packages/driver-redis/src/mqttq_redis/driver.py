@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Self, TypeVar
@@ -50,7 +51,7 @@ from mqttq_redis._scripts import PRELUDE, SCRIPTS
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: expired leases / due delayed jobs moved per queue and claim (bounds one script's run time)
+#: expired leases put back per queue and claim (bounds one script's run time)
 _MOVE_LIMIT = 1000
 #: ids per script call for bulk operations on the failed registry
 _CHUNK = 500
@@ -92,7 +93,7 @@ def _stand_in(job_id: str, queue: str, attempts: int, raw: bytes, when: float) -
 
 
 class RedisQueueDriver(QueueDriver):
-    """Queue driver on Redis lists, sorted sets and Lua scripts (Redis >= 6.2)."""
+    """Queue driver on Redis sorted sets and Lua scripts (Redis >= 6.2)."""
 
     schemes = _url.SCHEMES
     capabilities = frozenset(
@@ -224,6 +225,8 @@ class RedisQueueDriver(QueueDriver):
         for job in jobs:
             if job.id in seen:
                 raise DriverError(f"job id {job.id!r} appears twice in one push; nothing stored")
+            if math.isnan(job.available_at):  # not a sorted-set score
+                raise DriverError(f"job {job.id!r} has available_at NaN; nothing stored")
             seen.add(job.id)
         meta = orjson.dumps(
             [
