@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -349,6 +350,48 @@ async def test_blocked_claim_survives_a_restart(own_redis: RedisServer) -> None:
         await pusher.push([pushed])
         got = await asyncio.wait_for(task, 30)
         assert [j.id for j in got] == [pushed.id]
+
+
+async def test_a_long_script_is_a_pause(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While another script runs past Redis's busy threshold (as moving a large queue from the
+    list layout can), Redis answers BUSY: the driver retries, and goes on once it has ended."""
+    client = redis.Redis.from_url(own_redis.url)
+    try:
+        client.config_set("lua-time-limit", 10)
+
+        def busy() -> None:
+            with contextlib.suppress(redis.ResponseError):  # "killed by user"
+                client.eval("while true do end", 0)
+
+        async with RedisQueueDriver.from_url(own_redis.url, retry_for=60) as driver:
+            runner = asyncio.ensure_future(asyncio.to_thread(busy))
+
+            def refused() -> bool:
+                with redis.Redis.from_url(own_redis.url) as other:
+                    try:
+                        other.ping()
+                    except redis.ResponseError as exc:
+                        return str(exc).startswith("BUSY ")
+                    return False
+
+            await eventually(refused, timeout=10, what="Redis to answer BUSY")
+            pushed = job("busy")
+            push = asyncio.ensure_future(driver.push([pushed]))
+            await eventually(
+                lambda: "busy running a script" in caplog.text,
+                timeout=10,
+                what="the push to be refused and retried",
+            )
+            assert not push.done()
+            with redis.Redis.from_url(own_redis.url) as other:
+                other.script_kill()
+            assert await asyncio.wait_for(push, 30) == [pushed.id]
+            await asyncio.wait_for(runner, 30)
+            assert [j.id for j in await driver.claim(["busy"], 1, lease=30)] == [pushed.id]
+    finally:
+        client.close()
 
 
 # -- details of the Redis layout -----------------------------------------------------------------

@@ -41,10 +41,18 @@ def _root(exc: BaseException) -> BaseException:
         exc = nxt
 
 
+def _busy(exc: BaseException) -> bool:
+    """Redis refused the command while a long script runs (a queue moved from the list layout
+    of earlier versions, or another client's script): nothing ran, so it can be retried."""
+    return isinstance(exc, rx.ResponseError) and str(exc).startswith("BUSY ")
+
+
 def reason(exc: BaseException) -> str:
     """A few words on why a connection failed."""
     if isinstance(exc, rx.BusyLoadingError):
         return "still loading its data"
+    if _busy(exc):
+        return "busy running a script"
     root = _root(exc)
     text = str(exc).lower() + " " + str(root).lower()
     code = getattr(root, "errno", None)
@@ -130,7 +138,7 @@ def translate(exc: BaseException, url: str) -> DriverError:
             f"the Redis user at {url} has no permission for a command or key ({detail}); "
             "its ACL must allow scripting (EVALSHA) on the keys under the driver's prefix"
         )
-    if isinstance(exc, RETRYABLE):
+    if isinstance(exc, RETRYABLE) or _busy(exc):
         return unavailable(exc, url)
     if isinstance(exc, rx.ReadOnlyError):
         return RedisDriverError(
@@ -155,4 +163,4 @@ def is_retryable(exc: BaseException) -> bool:
         return False
     if _untrusted(exc) is not None:
         return False
-    return isinstance(exc, RETRYABLE)
+    return isinstance(exc, RETRYABLE) or _busy(exc)
