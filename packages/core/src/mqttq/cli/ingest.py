@@ -83,17 +83,17 @@ def demo(
         "--messages",
         "-n",
         min=0,
-        help="Stop after this many messages (0: until Ctrl-C).",
+        help="Status requests to make, all heaters together (0: until Ctrl-C).",
         metavar="N",
     ),
     devices: int = typer.Option(
-        5, "--devices", min=1, max=100, help="Simulated devices.", metavar="N"
+        5, "--devices", min=1, max=100, help="Simulated Navien heaters.", metavar="N"
     ),
     rate: float = typer.Option(
-        200.0,
+        100.0,
         "--rate",
         min=1.0,
-        help="Messages per second, all devices together.",
+        help="Status requests per second, all heaters together.",
         metavar="PER_SECOND",
     ),
     broker: str | None = typer.Option(
@@ -109,9 +109,11 @@ def demo(
         metavar="PATH",
     ),
 ) -> None:
-    """Zero set-up tour: embedded broker, SQLite queue, workers and simulated devices.
+    """Zero set-up tour: embedded broker, SQLite queue, workers and simulated heaters.
 
-    Shows messages received -> jobs queued -> done / failed live, then a summary.
+    A device client asks the heaters for their status; their replies become jobs, shown live
+    as received -> queued -> done / failed. Midway its connection is cut while it sends a few
+    commands, shown queued -> sent -> acknowledged. Then a summary.
     """
     from mqttq.demo import DemoOptions, run_demo
 
