@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import functools
 import inspect
 import math
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from mqttq.context import current_job
 from mqttq.errors import ConfigError, JobFailedError, PayloadError
 from mqttq.models import Backoff, Call
 
@@ -32,6 +32,7 @@ OPTIONS = frozenset({"max_tries", "timeout", "retry_after", "backoff", "queue"})
 #: read-only attributes the worker sets
 META = frozenset({"job_id", "attempts"})
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what JSON (orjson) writes exactly
+_PLAIN = frozenset({str, bool, type(None), bytes})
 
 
 class Job(abc.ABC):
@@ -106,7 +107,7 @@ def _check(value: object, where: str, path: tuple[int, ...] = ()) -> None:
     """Raise :class:`PayloadError` naming ``where`` unless ``value`` survives a JSON round trip
     (tuples come back as lists; ``bytes`` travel tagged, as everywhere in mqttq)."""
     kind = type(value)
-    if kind is str or kind is bool or value is None or kind is bytes:
+    if kind in _PLAIN:
         return
     if kind is int:
         if not _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
@@ -125,21 +126,45 @@ def _check(value: object, where: str, path: tuple[int, ...] = ()) -> None:
                 if type(key) is not str:
                     raise _not_json(where, key, f"has a key {key!r} that is not a str")
                 _check(item, f"{where}[{key!r}]", inner)
-        else:
+        elif not all(type(item) in _PLAIN for item in value):  # type: ignore[attr-defined]
             for i, item in enumerate(value):  # type: ignore[arg-type]
                 _check(item, f"{where}[{i}]", inner)
         return
     raise _not_json(where, value)
 
 
+def _simple(value: object) -> bool:
+    """A fast yes for the usual data: a scalar, or a list or dict of scalars (else
+    :func:`_check` looks closer, and names what is wrong)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is int:
+        return _INT_MIN <= value <= _INT_MAX  # type: ignore[operator]
+    if kind is list or kind is tuple:
+        items: Any = value
+    elif kind is dict:
+        for key in value:  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return False
+        items = value.values()  # type: ignore[attr-defined]
+    else:
+        return False
+    for item in items:
+        inner = type(item)
+        if inner not in _PLAIN and not (inner is int and _INT_MIN <= item <= _INT_MAX):
+            return False
+    return True
+
+
 def job_data(job: Job) -> dict[str, Any]:
     """The data of ``job``: its public instance attributes, each checked to be JSON data."""
     data: dict[str, Any] = {}
-    name = type(job).__name__
     for key, value in vars(job).items():
         if key[0] == "_" or key in OPTIONS:
             continue
-        _check(value, f"{name}.{key}")
+        if not _simple(value):
+            _check(value, f"{type(job).__name__}.{key}")
         data[key] = value
     return data
 
@@ -173,7 +198,11 @@ def fixed_backoff(seconds: Any, where: str) -> Backoff:
 # -- data in: at the worker ---------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=4096)
+#: per class, data keys already found settable (bounded: payloads choose keys)
+_SETTABLE: dict[type, set[str]] = {}
+_SETTABLE_MAX = 1024
+
+
 def _settable(cls: type[Job], key: str) -> bool:
     """Whether a payload may set ``key`` on ``cls``: a public data attribute, never a method,
     property, option or anything private."""
@@ -191,20 +220,20 @@ def restore(cls: type[Job], data: dict[str, Any], job: Envelope | None) -> Job:
     from ``job``). A key that is not a data attribute of ``cls`` is a :class:`PayloadError`."""
     instance = cls()
     state = instance.__dict__
-    for key, value in data.items():
-        if not _settable(cls, key):
-            raise PayloadError(f"{cls.__name__}: its data names {key!r}, not a data attribute")
-        state[key] = value
+    known = _SETTABLE.setdefault(cls, set())
+    if not known.issuperset(data):
+        for key in data:
+            if key in known:
+                continue
+            if not _settable(cls, key):
+                raise PayloadError(f"{cls.__name__}: its data names {key!r}, not a data attribute")
+            if len(known) < _SETTABLE_MAX:
+                known.add(key)
+    state.update(data)
     if job is not None:
         state["_mqttq_job_id"] = job.id
         state["_mqttq_attempts"] = job.attempts
     return instance
-
-
-def _running_job() -> Envelope | None:
-    from mqttq.context import current_job
-
-    return current_job()
 
 
 def runner_for(cls: type[Job]) -> Callable[..., Any]:
@@ -215,7 +244,7 @@ def runner_for(cls: type[Job]) -> Callable[..., Any]:
     def build(args: tuple[Any, ...], data: dict[str, Any]) -> Job:
         if args:
             raise PayloadError(f"{cls.__name__} takes no positional arguments (its data is kwargs)")
-        return restore(cls, data, _running_job())
+        return restore(cls, data, current_job())
 
     if inspect.iscoroutinefunction(cls.handle):
 

@@ -162,6 +162,7 @@ class JobRegistry:
 
     def __init__(self) -> None:
         self._specs: dict[str, JobSpec] = {}
+        self._names: dict[object, str] = {}  # function or class -> its registered name
 
     @classmethod
     def from_config(
@@ -211,6 +212,7 @@ class JobRegistry:
                     f"job name {key!r} is registered twice: {existing.target} and {spec.target}"
                 )
             self._specs[key] = spec
+        self._names[_code(spec)] = spec.name
         return spec
 
     def add_function(self, func: Callable[..., Any], **options: Any) -> JobSpec:
@@ -264,8 +266,10 @@ class JobRegistry:
 
     def name_for(self, func_or_name: str | Callable[..., Any]) -> str:
         """The registered name for a function or a name, checking it is registered."""
-        key = func_or_name if isinstance(func_or_name, str) else target_of(func_or_name)
-        return self.get(key).name
+        if isinstance(func_or_name, str):
+            return self.get(func_or_name).name
+        name = self._names.get(func_or_name)
+        return name if name is not None else self.get(target_of(func_or_name)).name
 
 
 def _code(spec: JobSpec) -> object:
