@@ -192,6 +192,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help="small counts, one round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--no-idle", action="store_true", help="leave out the idle-CPU runs")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     one, bulk, work = (300, 2000, 2000) if args.quick else (2000, 10_000, 10_000)
@@ -227,11 +228,11 @@ def main(argv: list[str]) -> int:
 
     c.banner(f"idle worker, CPU per minute ({idle_for:g} s measured per run)")
     idle_runs: dict[str, list[float]] = {IDLE: [], EVERY: [], CRON: []}
-    for r in range(rounds if not args.quick else 1):
+    for r in range(0 if args.no_idle else rounds):
         for kind in list(idle_runs)[r % 3 :] + list(idle_runs)[: r % 3]:
             idle_runs[kind].append(idle_cpu(kind, idle_for))
     idle = {k: c.median(v) for k, v in idle_runs.items()}
-    for kind in (EVERY, CRON):
+    for kind in () if args.no_idle else (EVERY, CRON):
         metrics.append(
             c.Metric(
                 metric=f"idle worker CPU, {kind}",
@@ -244,9 +245,10 @@ def main(argv: list[str]) -> int:
                 extra={"runs": idle_runs},
             )
         )
-    print(c.metrics_table(metrics[-2:], [(IDLE, IDLE), (EVERY, EVERY), (CRON, CRON)]))
-    for m in metrics[-2:]:
-        print(f"  {m.metric}: {m.note}")
+    if not args.no_idle:
+        print(c.metrics_table(metrics[-2:], [(IDLE, IDLE), (EVERY, EVERY), (CRON, CRON)]))
+        for m in metrics[-2:]:
+            print(f"  {m.metric}: {m.note}")
     settings = {"rounds": rounds, "all": [warning] if warning else []}
     path = c.save_results(NAME, metrics, started=started, settings=settings)
     print(f"\nwrote {path.relative_to(c.ROOT)}")
