@@ -1,8 +1,9 @@
 """Building the plugin manager: hook specs, built-ins, then entry points one at a time.
 
-Nothing happens at import time. A plugin that fails to import is recorded in ``host.plugins``
-with its error and reported by ``mqttq plugins``; it never breaks the CLI (unless
-``MQTTQ_STRICT_PLUGINS=1``).
+Nothing happens at import time. A plugin that fails to import, implements a hook mqttq does not
+know, or whose hook raises or registers a name another plugin took, is recorded in
+``host.plugins`` with a one-line error and reported by ``mqttq plugins``; it never breaks the CLI
+(unless ``MQTTQ_STRICT_PLUGINS=1``).
 
 Switches:
 
@@ -65,6 +66,12 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line (pluggy's validation messages span several)."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text or type(exc).__name__
+
+
 @attrs.define
 class PluginInfo:
     """One plugin as ``mqttq plugins`` reports it."""
@@ -85,13 +92,23 @@ class PluginHost:
         self.pm = pm
         self.plugins: dict[str, PluginInfo] = {}
         self._catalogs: dict[str, Catalog] = {}
+        #: kind -> the message of a name two plugins registered (that catalog cannot be used)
+        self._conflicts: dict[str, str] = {}
 
     @property
     def hook(self) -> Any:
         return self.pm.hook
 
     def catalog(self, kind: str) -> Catalog:
-        """The catalog of ``kind`` (``queue_drivers``...), filled on first use."""
+        """The catalog of ``kind`` (``queue_drivers``...), filled on first use.
+
+        Raises ``PluginConflictError`` when two plugins registered one of its names."""
+        catalog = self._filled(kind)
+        if kind in self._conflicts:
+            raise PluginConflictError(self._conflicts[kind])
+        return catalog
+
+    def _filled(self, kind: str) -> Catalog:
         if kind not in self._catalogs:
             self._catalogs[kind] = self._collect(kind)
         return self._catalogs[kind]
@@ -100,31 +117,48 @@ class PluginHost:
         label, hook_name = _KINDS[kind]
         catalog = Catalog(label, hints=_HINTS.get(kind, {}), defaults=frozenset({"builtin"}))
         caller = getattr(self.pm.hook, hook_name)
-        # Two plugins registering one name is a conflict; a plugin may replace a built-in.
+        # Two plugins registering one name is a conflict (the second one is failed); a plugin
+        # may replace a built-in.
         for impl in reversed(caller.get_hookimpls()):
             provider = self.pm.get_name(impl.plugin) or repr(impl.plugin)
             info = self.plugins.get(provider)
             try:
                 impl.function(register=catalog.register_for(provider))
-            except PluginConflictError:
-                raise
+            except PluginConflictError as exc:
+                if info is not None:
+                    info.status, info.error = "failed", f"{hook_name}: {exc}"
+                self._conflicts.setdefault(kind, str(exc))
             except Exception as exc:
                 if _truthy(os.environ.get("MQTTQ_STRICT_PLUGINS")):
                     raise
-                log.warning("plugin %s failed in %s: %s", provider, hook_name, exc)
+                log.warning("plugin %s failed in %s: %s", provider, hook_name, _one_line(exc))
                 if info is not None:
-                    info.status, info.error = "failed", f"{hook_name}: {exc}"
+                    info.status, info.error = "failed", f"{hook_name}: {_one_line(exc)}"
         for entry in catalog.entries.values():
             info = self.plugins.get(entry.provider)
             if info is not None:
                 info.provides.setdefault(kind, []).append(entry.name)
         return catalog
 
-    def describe(self) -> list[PluginInfo]:
-        """Every plugin with what it provides (fills every catalog)."""
+    def describe(self, *, load: bool = False) -> list[PluginInfo]:
+        """Every plugin with what it provides (fills every catalog; a name two plugins
+        registered fails the second one). ``load``: also import every registered target,
+        failing the plugin that registered one that does not load (``mqttq plugins --check``).
+        """
         for kind in _KINDS:
-            self.catalog(kind)
+            catalog = self._filled(kind)
+            if load:
+                self._load_targets(catalog)
         return list(self.plugins.values())
+
+    def _load_targets(self, catalog: Catalog) -> None:
+        for entry in list(catalog.entries.values()):
+            try:
+                catalog.load(entry.name)
+            except PluginLoadError as exc:
+                info = self.plugins.get(entry.provider)
+                if info is not None and info.status != "failed":
+                    info.status, info.error = "failed", _one_line(exc)
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -169,12 +203,12 @@ def make_plugin_manager(
                 info.status = "blocked"
                 continue
             try:
-                pm.register(ep.load(), name=ep.name)
+                _register(pm, ep.load(), ep.name)
             except Exception as exc:
                 if strict:
                     raise PluginLoadError(f"plugin {ep.name!r} failed to load: {exc}") from exc
-                log.warning("plugin %s (%s) failed to load: %s", ep.name, ep.value, exc)
-                info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+                log.warning("plugin %s (%s) failed to load: %s", ep.name, ep.value, _one_line(exc))
+                info.status, info.error = "failed", f"{type(exc).__name__}: {_one_line(exc)}"
 
     for name, plugin in extra:
         pm.register(plugin, name=name)
@@ -185,6 +219,24 @@ def make_plugin_manager(
         pm.trace.root.setwriter(sys.stderr.write)
         pm.enable_tracing()
     return host
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register ``plugin``; refuse it (and leave it out) when it implements a hook mqttq does
+    not define, which would otherwise never be called."""
+    pm.register(plugin, name=name)
+    unknown = sorted(
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or []
+        if caller.spec is None
+        and any(i.plugin is plugin and not i.optionalhook for i in caller.get_hookimpls())
+    )
+    if unknown:
+        pm.unregister(plugin, name=name)
+        raise PluginLoadError(
+            f"{', '.join(unknown)}: not an mqttq hook (misspelt, or made for another version "
+            "of mqttq)"
+        )
 
 
 def _version(dist: str) -> str | None:

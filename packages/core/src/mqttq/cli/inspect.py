@@ -117,10 +117,14 @@ def plugin_json(info: PluginInfo) -> dict[str, Any]:
 def plugins(
     ctx: typer.Context,
     as_json: bool = _JSON,
-    check: bool = typer.Option(False, "--check", help="Exit 1 when a plugin failed to load."),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Also import everything each plugin registers; exit 1 when a plugin failed.",
+    ),
 ) -> None:
     """Installed plugins, what each provides, and whether it loaded."""
-    infos = get_state(ctx).host.describe()
+    infos = get_state(ctx).host.describe(load=check)
     data = [plugin_json(i) for i in infos]
     if as_json:
         print_json(data)
