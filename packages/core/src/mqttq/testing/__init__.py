@@ -1,6 +1,6 @@
 """The conformance kit: test suites and helpers that travel with mqttq's interfaces.
 
-Needs the ``mqttq[testing]`` extra (pytest, pytest-asyncio). See docs/conformance.md.
+Needs the ``mqttq[testing]`` extra (pytest, pytest-asyncio). See docs/plugins/conformance.md.
 
 * :class:`QueueDriverSuite`: the QueueDriver contract, test by test.
 * :class:`WorkerProcessSuite`: real ``mqttq worker`` processes on a driver (kill -9, retries,
