@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from rq.job import get_current_job
 
+import mqttq
 from mqttq import Backoff, Message, job
 
 
@@ -88,3 +89,12 @@ def failed_for_good(job: Any, error: str) -> None:
 def fails_with_callback(key: str) -> None:
     record("start", key=key)
     raise RuntimeError("nope")
+
+
+@job
+async def fan_out(key: str, n: int) -> None:
+    """Pushes ``n`` follow-up jobs from inside the job (``mqttq.dispatch``)."""
+    current = mqttq.current_job()
+    record("fan_out", key=key, job_id=current.id if current is not None else None)
+    for i in range(n):
+        await mqttq.dispatch("rq_testjobs:sleepy", kwargs={"key": f"{key}-{i}"})

@@ -29,7 +29,14 @@ from mqttq import App, Call
 from mqttq.testing import WorkerEnv
 from mqttq.testing.services import RedisServer
 
-JOBS = ["sleepy", "twice_then_ok", "always_fails", "slow_with_retries", "fails_with_callback"]
+JOBS = [
+    "sleepy",
+    "twice_then_ok",
+    "always_fails",
+    "slow_with_retries",
+    "fails_with_callback",
+    "fan_out",
+]
 
 
 class Env(WorkerEnv):
@@ -139,6 +146,17 @@ def test_on_failure_runs_once_when_the_job_fails_for_good(env: Env) -> None:
     assert len(env.runs("start", "c")) == 2
     [called] = env.runs("on_failure")
     assert (called["key"], called["error"], called["attempts"]) == ("c", "RuntimeError: nope", 2)
+
+
+def test_a_job_dispatches_follow_up_jobs(env: Env) -> None:
+    """``mqttq.dispatch`` and ``mqttq.current_job`` work inside a job run by an RQ worker."""
+    [job_id] = env.push([Call("rq_testjobs:fan_out", kwargs={"key": "fan", "n": 3})])
+    with env.worker() as worker:
+        env.wait(lambda: len(env.runs("end")) == 3, "the dispatched jobs", 60)
+        assert stop(worker) == 0, log_of(worker)
+    [ran] = env.runs("fan_out")
+    assert ran["job_id"] == job_id
+    assert sorted(r["key"] for r in env.runs("end")) == ["fan-0", "fan-1", "fan-2"]
 
 
 # -- delayed jobs -----------------------------------------------------------------------------

@@ -1,6 +1,9 @@
-"""One RQ worker process of ``mqttq worker`` (started by :class:`mqttq_rq.pool.RqWorkerPool`):
+"""One RQ worker for mqttq jobs, in a process of its own (``mqttq worker`` forks its workers
+instead; this is the same worker started by hand)::
 
     python -m mqttq_rq --name NAME --queue Q [--queue Q2 ...] [--simple] [--burst] [--parent PID]
+
+``--parent PID``: stop (warm) when that process dies, as the workers of ``mqttq worker`` do.
 
 The configuration is found as by every mqttq command (``MQTTQ_CONFIG``, then ``./mqttq.toml``).
 """
@@ -8,22 +11,10 @@ The configuration is found as by every mqttq command (``MQTTQ_CONFIG``, then ``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import logging
-import os
-import signal
 import sys
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with(parent: int) -> None:
-    """SIGTERM (a warm shutdown) when the pool that started us dies (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if parent and os.getppid() != parent:  # it died before we could ask
-        sys.exit(0)
+from mqttq_rq.pool import die_with
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,16 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", action="store_true")
     parser.add_argument("--parent", type=int, default=0)
     args = parser.parse_args(argv)
-    _die_with(args.parent)
+    die_with(args.parent)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mqttq").setLevel(logging.INFO)
 
-    import redis
-
     from mqttq.plugin import MqttqError
     from mqttq_rq import _core, _url
-    from mqttq_rq.driver import RqQueueDriver
-    from mqttq_rq.worker import make_worker
+    from mqttq_rq.worker import run_worker
 
     try:
         app = _core.current_app()
@@ -51,22 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     except MqttqError as exc:
         print(f"mqttq-rq: {exc}", file=sys.stderr, flush=True)
         return 2
-    connection = RqQueueDriver.connect(settings)
-    worker = make_worker(
+    return run_worker(
+        settings,
         args.queue,
-        connection,
-        simple=args.simple,
         name=args.name,
-        maintenance_interval=settings.maintenance_interval,
-        default_result_ttl=settings.result_ttl,
+        simple=args.simple,
+        burst=args.burst,
+        supervised=bool(args.parent),
     )
-    worker.supervised = True
-    try:
-        worker.work(burst=args.burst, with_scheduler=True, logging_level="INFO")
-    except redis.ConnectionError as exc:
-        print(f"mqttq-rq: cannot reach Redis at {settings.display_url}: {exc}", file=sys.stderr)
-        return 3
-    return 0
 
 
 if __name__ == "__main__":

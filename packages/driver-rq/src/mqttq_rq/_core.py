@@ -9,10 +9,12 @@ import os
 from typing import Any
 
 from mqttq.app import App
+from mqttq.context import CURRENT
 from mqttq.jobs import JobSpec, retry_delay
 from mqttq.routing import PoisonError, poison_error, poison_message, redecode, restore_kwargs
 
 __all__ = [
+    "CURRENT",
     "App",
     "JobSpec",
     "PoisonError",
@@ -32,6 +34,15 @@ def set_app(app: Any) -> None:
     """Use ``app`` (its job registry and ``[worker]`` settings) for the jobs of this process."""
     global _app
     _app = app
+
+
+def open_app(app: Any) -> None:
+    """Open ``app`` (its queue driver) so that jobs can push follow-up jobs (``dispatch``).
+    Opening the RQ driver does no I/O and starts no thread: safe before a fork."""
+    if not app.is_open:
+        import asyncio
+
+        asyncio.run(app.open())
 
 
 def current_app() -> Any:

@@ -47,17 +47,22 @@ def run(envelope: Any) -> None:
             raise RefusedJobError(error) from None
     meta = mqttq_meta(rq_job) if rq_job is not None else {}
     job = attrs.evolve(job, attempts=int(meta.get("attempts", 1)))
+    _core.open_app(app)  # for mqttq.dispatch() from inside the job
+    token = _core.CURRENT.set((app.queue, job))
     try:
         result = spec.func(*job.args, **_core.restore_kwargs(job.kwargs))
         if asyncio.iscoroutine(result):
             asyncio.run(result)
-    except JobTimeoutException:
+    except JobTimeoutException as exc:
         timeout = rq_job.timeout if rq_job is not None else None
-        failed(rq_job, job, spec, f"JobTimeoutError: job {job.name} timed out after {timeout}s")
+        error = f"JobTimeoutError: job {job.name} timed out after {timeout}s"
+        failed(rq_job, job, spec, error, exc=exc)
         raise
     except Exception as exc:
-        failed(rq_job, job, spec, f"{type(exc).__name__}: {exc}")
+        failed(rq_job, job, spec, f"{type(exc).__name__}: {exc}", exc=exc)
         raise
+    finally:
+        _core.CURRENT.reset(token)
 
 
 def _unknown(app: Any, name: str) -> Exception:
@@ -78,7 +83,14 @@ def will_retry(rq_job: Any) -> bool:
     return rq_job is not None and bool(rq_job.retries_left) and rq_job.retries_left > 0
 
 
-def failed(rq_job: Any, job: Any, spec: Any, error: str, tb: str | None = None) -> None:
+def failed(
+    rq_job: Any,
+    job: Any,
+    spec: Any,
+    error: str,
+    tb: str | None = None,
+    exc: BaseException | None = None,
+) -> None:
     """Record mqttq's error text (and traceback) on the RQ job; call ``on_failure`` when RQ will
     not retry it. Never raises."""
     final = not will_retry(rq_job)
@@ -97,7 +109,10 @@ def failed(rq_job: Any, job: Any, spec: Any, error: str, tb: str | None = None) 
     )
     if final and spec is not None and spec.on_failure is not None:
         try:
-            outcome = spec.on_failure(job, error)
+            if getattr(spec, "job_class", None) is not None:  # a class job's failed(): with
+                outcome = spec.on_failure(job, error, exc)  # the exception of the last try
+            else:
+                outcome = spec.on_failure(job, error)
             if asyncio.iscoroutine(outcome):
                 asyncio.run(outcome)
         except Exception:

@@ -1,8 +1,8 @@
 """``RqWorkerPool``: what ``mqttq worker`` runs for an ``rq+redis://`` queue.
 
-It starts ``count`` RQ worker processes (``python -m mqttq_rq``: :class:`mqttq_rq.worker.Worker`,
-or ``SimpleWorker`` with ``--simple``) with RQ's scheduler on, listening to the queues in priority
-order, and supervises them:
+It forks ``count`` RQ worker processes (:class:`mqttq_rq.worker.Worker`, or ``SimpleWorker`` with
+``--simple``; forked from this process, so they start with the app and its jobs already loaded)
+with RQ's scheduler on, listening to the queues in priority order, and supervises them:
 
 * A worker that dies is replaced, after 0.5 s doubling to 30 s while it keeps dying within 10 s of
   its start (one warning line says so). Before that the pool makes RQ handle the jobs the dead
@@ -24,9 +24,9 @@ import ctypes
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
+import traceback
 import uuid
 from typing import Any
 
@@ -41,7 +41,7 @@ QUICK = 10.0
 RESTART_FIRST, RESTART_MAX = 0.5, 30.0
 #: seconds between looks at the workers
 TICK = 0.05
-_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_CHILD_SUBREAPER, _PR_SET_PDEATHSIG = 36, 1
 
 
 def describe(code: int | None) -> str:
@@ -60,6 +60,37 @@ def _subreaper() -> None:
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def die_with(parent: int) -> None:
+    """SIGTERM (a warm shutdown) when the process that started us dies (Linux)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if parent and os.getppid() != parent:  # it died before we could ask
+        sys.exit(0)
+
+
+class Proc:
+    """A forked child: its pid and, once it ended and was reaped, its exit code."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = 0
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
 
 
 def _children_of(pid: int) -> list[int]:
@@ -88,7 +119,7 @@ class Slot:
     """One worker position: its current process, and how often it died quickly in a row."""
 
     index: int
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Proc | None = None
     name: str = ""
     started: float = 0.0
     quick_deaths: int = 0
@@ -114,36 +145,54 @@ class RqWorkerPool(WorkerPool):
 
     # -- processes ----------------------------------------------------------------------------
 
-    def command(self, slot: Slot) -> list[str]:
-        args = [sys.executable, "-m", "mqttq_rq", "--name", slot.name, "--parent", str(os.getpid())]
-        for q in self.queues:
-            args += ["--queue", q]
-        if self.simple:
-            args.append("--simple")
-        if self.burst:
-            args.append("--burst")
-        return args
-
-    def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.app.config.source:
-            env["MQTTQ_CONFIG"] = str(self.app.config.source)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
-
     def start(self, slot: Slot) -> None:
         slot.name = f"mqttq-{self.tag}-{slot.index}-{uuid.uuid4().hex[:6]}"
-        slot.proc = subprocess.Popen(
-            self.command(slot), env=self.environment(), start_new_session=True
-        )
+        parent = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns into the pool's event loop
+            os._exit(self._child(slot.name, parent))
+        slot.proc = Proc(pid)
         slot.started = time.monotonic()
         log.info(
             "rq worker %s started (pid %d) on %s%s",
             slot.name,
-            slot.proc.pid,
+            pid,
             ", ".join(self.queues),
             " (SimpleWorker)" if self.simple else "",
         )
+
+    def _child(self, name: str, parent: int) -> int:
+        """The forked worker process: a session of its own, RQ's signal handling, then RQ."""
+        code = 1
+        try:
+            os.setsid()
+            signal.set_wakeup_fd(-1)  # the pool's event loop is not ours
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_DFL)
+            die_with(parent)
+            from mqttq_rq import _core
+            from mqttq_rq.worker import run_worker
+
+            _core.set_app(self.app)
+            code = run_worker(
+                self.settings,
+                self.queues,
+                name=name,
+                simple=self.simple,
+                burst=self.burst,
+                supervised=True,
+            )
+        except SystemExit as exc:  # RQ's cold shutdown, or die_with
+            code = exc.code if isinstance(exc.code, int) else 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+        return code
 
     def signal_all(self, sig: int) -> None:
         for slot in self.slots:
@@ -185,6 +234,9 @@ class RqWorkerPool(WorkerPool):
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> int:
+        import mqttq_rq.entry
+        import mqttq_rq.worker  # noqa: F401  (rq and redis loaded once, before the forks)
+
         _subreaper()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

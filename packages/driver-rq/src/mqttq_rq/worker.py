@@ -138,7 +138,8 @@ class _Mqttq:
         self.push_exc_handler(_record_abandoned)  # type: ignore[attr-defined]
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
-        _core.current_app()  # load the configured jobs now: forked work-horses inherit them
+        # load the configured jobs now, and open the app (no I/O): forked work-horses inherit it
+        _core.open_app(_core.current_app())
         # keep the garbage collector of each work-horse off everything loaded so far: it would
         # otherwise write to (and so copy) every inherited page of the worker's heap
         gc.freeze()
@@ -207,3 +208,34 @@ def make_worker(
 ) -> Any:
     cls = SimpleWorker if simple else Worker
     return cls(list(queues), connection=connection, **kwargs)
+
+
+def run_worker(
+    settings: Any,
+    queues: Sequence[str],
+    *,
+    name: str | None = None,
+    simple: bool = False,
+    burst: bool = False,
+    supervised: bool = False,
+) -> int:
+    """Run one RQ worker for mqttq jobs until it stops; the exit code (3: Redis unreachable)."""
+    import redis
+
+    from mqttq_rq.driver import RqQueueDriver
+
+    worker = make_worker(
+        queues,
+        RqQueueDriver.connect(settings),
+        simple=simple,
+        name=name,
+        maintenance_interval=settings.maintenance_interval,
+        default_result_ttl=settings.result_ttl,
+    )
+    worker.supervised = supervised
+    try:
+        worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    except redis.ConnectionError as exc:
+        print(f"mqttq-rq: cannot reach Redis at {settings.display_url}: {exc}", flush=True)
+        return 3
+    return 0
