@@ -367,11 +367,11 @@ class RqQueueDriver(QueueDriver):
         options = {**self._job_options(job), "failure_ttl": ttl, "meta": {META: meta}}
         rq_job = q.create_job(ENTRY, args=[plain(attrs.evolve(job, last_error=error))], **options)
         rq_job.origin = job.queue
-        rq_job.set_status(JobStatus.FAILED)
         rq_job.ended_at = datetime.fromtimestamp(now, UTC)
         with client.pipeline(transaction=True) as pipe:
             if old is not None:
                 self._forget_everywhere(pipe, job.id, old.decode("utf-8", "replace"))
+            rq_job.set_status(JobStatus.FAILED, pipeline=pipe)
             rq_job.save(pipeline=pipe)
             pipe.expire(key, ttl)
             pipe.zadd(_reg(FailedJobRegistry, job.queue), {job.id: now + ttl})
