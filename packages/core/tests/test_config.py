@@ -140,3 +140,20 @@ def test_the_template_holds_every_key() -> None:
         name = info.path.rsplit(".", 1)[1]
         assert f"\n{name} = " in text or f"\n# {name} = " in text, info.path
         assert info.doc, f"{info.path} has no description"
+
+
+def test_a_command_age_of_none_or_0_means_commands_never_expire() -> None:
+    """``max_queued_command_age``: None (from Python) and 0 (from TOML) both mean never."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from mqttq.app import App
+    from mqttq.devices import DeviceClient
+
+    adapter: Any = SimpleNamespace(pacing=1.0, ack_timeout=5.0, in_flight=1)
+    for age in (None, 0):
+        config = structure({"devices": {"max_queued_command_age": age}})
+        assert config.devices.max_queued_command_age == age
+        assert DeviceClient(App(config))._limits(adapter).max_age is None
+    default = DeviceClient(App(structure({})))._limits(adapter)
+    assert default.max_age == 300.0

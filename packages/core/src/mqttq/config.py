@@ -271,8 +271,10 @@ class DevicesConfig:
         True, "queue commands while disconnected (off: sending then is an error)"
     )
     max_queued_commands: int = key(100, "commands waiting per device, at most", validator=v.ge(1))
-    max_queued_command_age: float = key(
-        300.0, "seconds a command may wait before it expires (0: never)", validator=v.ge(0)
+    max_queued_command_age: float | None = key(
+        300.0,
+        "seconds a command may wait before it expires (0, or None from Python: never)",
+        validator=v.optional(v.ge(0)),
     )
     overflow: Overflow = key(
         "drop_oldest", "when a device's queue is full: drop_oldest, drop_newest or reject"
