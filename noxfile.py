@@ -18,7 +18,13 @@ PACKAGES = [
     for p in ("core", "driver-sqlite", "driver-redis", "driver-rq", "device-navien")
     if (ROOT / "packages" / p / "pyproject.toml").exists()
 ]
-TEST_DEPS = ["pytest>=8.2", "pytest-asyncio>=0.24", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+TEST_DEPS = [
+    "pytest>=8.2",
+    "pytest-asyncio>=0.24",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "pyyaml>=6,<7",  # tests/test_deploy.py reads deploy/compose.yaml
+]
 LINT_DEPS = ["ruff>=0.8,<1", "mypy>=1.13"]
 PEERS = ["huey>=2.5", "arq", "rq", "saq", "taskiq-redis", "taskiq<0.12", "dramatiq[redis]"]
 SERVICES = {"redis-server": "redis-server", "mosquitto": "mosquitto"}
