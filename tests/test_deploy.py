@@ -674,3 +674,55 @@ def test_mosquitto_conf_holds_the_settings_the_docs_explain() -> None:
     ):
         assert key in settings, key
         assert f"`{key}`" in DOC.read_text(), f"docs/operations.md does not explain {key}"
+
+
+# -- scaling out ----------------------------------------------------------------------------------
+
+
+def test_a_listener_retired_from_a_share_group_hands_over_what_waited_for_it(
+    mosquitto: Mosquitto,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two listeners in a share group (distinct client ids) and a worker. While one listener is
+    stopped, the broker keeps its share of new messages in its session; started once more with
+    MQTTQ_MQTT_SESSION_EXPIRY=0 it takes them and, once stopped, gets no more: every message
+    becomes a job."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTQ_")}
+    env.update(
+        MQTTQ_CONFIG=str(DEPLOY / "mqttq.toml"),
+        PYTHONPATH=str(DEPLOY / "jobs"),
+        MQTTQ_MQTT_URL=mosquitto.url,
+        MQTTQ_MQTT_SHARE_GROUP="mqttq",
+        MQTTQ_QUEUE_URL=f"sqlite:///{tmp_path / 'mqttq.db'}",
+    )
+    mqttq = [sys.executable, "-m", "mqttq"]
+
+    def listener(n: int, name: str, **extra: str) -> tuple[str, list[str], dict[str, str], Path]:
+        own = {**env, "MQTTQ_MQTT_CLIENT_ID": f"mqttq-listener-{n}", **extra}
+        return (name, [*mqttq, "listen"], own, tmp_path)
+
+    first = readings(20)
+    later = {topic.replace("room", "hall"): value for topic, value in readings(10).items()}
+    with running(
+        [listener(1, "one"), listener(2, "two"), ("worker", [*mqttq, "worker"], env, tmp_path)],
+        tmp_path / "logs",
+    ) as (one, two, worker):
+        wait_listening(one)
+        wait_listening(two)
+        assert two.stop(signal.SIGTERM, 45) == 0, two.output()
+        publish(mosquitto.url, first)
+        lines = {printed(t, p) for t, p in first.items()}
+
+        def ran() -> int:
+            return sum(line in worker.output() for line in lines)
+
+        eventually_sync(lambda: ran() >= len(first) // 2, what="the first listener's share")
+        assert ran() < len(first), "the stopped listener's share waits in its session"
+        retire = listener(2, "two-retiring", MQTTQ_MQTT_SESSION_EXPIRY="0")
+        with running([retire], tmp_path / "logs") as (retiring,):
+            wait_jobs_ran(first, [worker])
+            assert retiring.stop(signal.SIGTERM, 45) == 0, retiring.output()
+        publish(mosquitto.url, later)
+        wait_jobs_ran(later, [worker])
+        for p in (one, worker):
+            assert p.stop(signal.SIGTERM, 60) == 0, p.output()
