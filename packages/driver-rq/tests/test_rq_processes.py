@@ -27,7 +27,7 @@ from rq_testjobs import records
 
 from mqttq import App, Call
 from mqttq.testing import WorkerEnv
-from mqttq.testing.services import RedisServer
+from mqttq.testing.services import RedisServer, free_port
 
 JOBS = [
     "sleepy",
@@ -80,6 +80,15 @@ def sleepy(key: str, seconds: float = 0.0, **options: Any) -> Call:
 
 def log_of(proc: subprocess.Popen[str]) -> str:
     return proc.log_path.read_text()  # type: ignore[attr-defined]
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat.rpartition(b")")[2].split()[0] != b"Z"
 
 
 def stop(proc: subprocess.Popen[str]) -> int:
@@ -352,3 +361,30 @@ def test_a_second_signal_stops_at_once_and_gives_the_job_back(env: Env) -> None:
     assert env.runs("end") == []
     shown = env.json("jobs", "show", job_id)
     assert (shown["state"], shown["attempts"]) == ("ready", 0)
+
+
+def test_a_worker_that_keeps_dying_is_restarted_with_backoff_and_said_so(tmp_path: Path) -> None:
+    """Workers that die at once (Redis is not there) are started again with growing pauses,
+    and one line says they keep dying; SIGTERM still stops ``mqttq worker`` with exit code 0."""
+    env = WorkerEnv(tmp_path, f"rq+redis://127.0.0.1:{free_port()}/0", lease=10)
+    with env.worker() as pool:
+        env.wait(lambda: "keeps dying" in log_of(pool), "the keeps-dying line", 60)
+        assert stop(pool) == 0, log_of(pool)
+    log = log_of(pool)
+    line = next(x for x in log.splitlines() if "keeps dying" in x)
+    assert "3 times in a row" in line, line
+    assert "exit code 3" in line, line
+    assert "next start in 2.0 s" in line, line
+    assert log.count("cannot reach Redis at rq+redis://127.0.0.1:") >= 3
+
+
+def test_workers_stop_warm_when_mqttq_worker_is_killed(env: Env) -> None:
+    """kill -9 of ``mqttq worker``: its RQ workers finish their current job and leave."""
+    env.push([sleepy("last", 2.0)])
+    with env.worker() as pool:
+        [started] = env.wait(lambda: env.runs("start"), "the job to start")
+        pool.send_signal(signal.SIGKILL)
+        pool.wait(10)
+        env.wait(lambda: env.runs("end"), "the running job to finish", 60)
+        env.wait(lambda: not env.workers(), "the RQ worker to leave", 60)
+    assert not alive(started["ppid"]), "the RQ worker outlived its pool"

@@ -224,16 +224,16 @@ def run_worker(
 
     from mqttq_rq.driver import RqQueueDriver
 
-    worker = make_worker(
-        queues,
-        RqQueueDriver.connect(settings),
-        simple=simple,
-        name=name,
-        maintenance_interval=settings.maintenance_interval,
-        default_result_ttl=settings.result_ttl,
-    )
-    worker.supervised = supervised
     try:
+        worker = make_worker(  # RQ talks to Redis already here
+            queues,
+            RqQueueDriver.connect(settings),
+            simple=simple,
+            name=name,
+            maintenance_interval=settings.maintenance_interval,
+            default_result_ttl=settings.result_ttl,
+        )
+        worker.supervised = supervised
         worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
     except redis.ConnectionError as exc:
         print(f"mqttq-rq: cannot reach Redis at {settings.display_url}: {exc}", flush=True)
