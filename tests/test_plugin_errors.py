@@ -244,8 +244,21 @@ def test_a_clash_is_one_line_naming_both_plugins(mqttq_all: Mqttq) -> None:
     assert blocked.returncode == 0, blocked.stderr  # the way out the message names
 
 
-def test_strict_plugins_turn_a_broken_plugin_into_an_error(mqttq: Mqttq) -> None:
-    strict = mqttq("plugins", MQTTQ_STRICT_PLUGINS="1")
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        ("", "plugin 'broken-import' failed to load: the frobnicator is missing"),
+        (
+            "broken-hook,sqlite",
+            "plugin 'broken-hook' failed in mqttq_register_queue_drivers: no drivers today",
+        ),
+    ],
+)
+def test_strict_plugins_turn_a_broken_plugin_into_a_one_line_error(
+    mqttq: Mqttq, only: str, message: str
+) -> None:
+    env = {"MQTTQ_STRICT_PLUGINS": "1", **({"MQTTQ_PLUGINS": only} if only else {})}
+    strict = mqttq("stats", **env)
     assert strict.returncode == 1
     [error] = assert_one_line_each(strict.stderr)
-    assert error == "mqttq: plugin 'broken-import' failed to load: the frobnicator is missing"
+    assert error == f"mqttq: {message}"

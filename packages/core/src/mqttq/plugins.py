@@ -130,7 +130,9 @@ class PluginHost:
                 self._conflicts.setdefault(kind, str(exc))
             except Exception as exc:
                 if _truthy(os.environ.get("MQTTQ_STRICT_PLUGINS")):
-                    raise
+                    raise PluginLoadError(
+                        f"plugin {provider!r} failed in {hook_name}: {_one_line(exc)}"
+                    ) from exc
                 log.warning("plugin %s failed in %s: %s", provider, hook_name, _one_line(exc))
                 if info is not None:
                     info.status, info.error = "failed", f"{hook_name}: {_one_line(exc)}"
