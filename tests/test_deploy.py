@@ -687,10 +687,11 @@ def test_a_listener_retired_from_a_share_group_hands_over_what_waited_for_it(
     stopped, the broker keeps its share of new messages in its session; started once more with
     MQTTQ_MQTT_SESSION_EXPIRY=0 it takes them and, once stopped, gets no more: every message
     becomes a job."""
+    shutil.copytree(DEPLOY / "jobs", tmp_path / "jobs")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTQ_")}
     env.update(
         MQTTQ_CONFIG=str(DEPLOY / "mqttq.toml"),
-        PYTHONPATH=str(DEPLOY / "jobs"),
+        PYTHONPATH=str(tmp_path / "jobs"),
         MQTTQ_MQTT_URL=mosquitto.url,
         MQTTQ_MQTT_SHARE_GROUP="mqttq",
         MQTTQ_QUEUE_URL=f"sqlite:///{tmp_path / 'mqttq.db'}",
