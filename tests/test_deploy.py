@@ -94,6 +94,14 @@ def docker_install_commands() -> list[list[str]]:
     return [command for command in runs if command[:2] == ["pip", "install"]]
 
 
+def dockerignored_names() -> list[str]:
+    """The names deploy/Dockerfile.dockerignore leaves out of the build context (``*`` with
+    ``!packages/`` let only the packages in)."""
+    lines = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and line[0] not in "#!"]
+    return [Path(p.rstrip("/")).name for p in patterns if p != "*"]
+
+
 def entrypoint() -> list[str]:
     return exec_form(instruction("ENTRYPOINT")[-1])
 
@@ -226,12 +234,12 @@ class Root:
 def root(tmp_path_factory: pytest.TempPathFactory) -> Root:
     """The Dockerfile's install commands run as written, in a fresh virtualenv at /opt/mqttq
     (where the units' ExecStart looks), from the image's /src holding what ``COPY packages/``
-    copies (deploy/Dockerfile.dockerignore leaves the tests out)."""
+    copies (deploy/Dockerfile.dockerignore leaves the packages' tests out)."""
     if shutil.which("uv") is None:
         pytest.fail("uv is not installed: python3 -m pip install uv")
     fake = Root(tmp_path_factory.mktemp("root"))
     src = fake / "/src"
-    ignore = shutil.ignore_patterns("tests", "__pycache__", "*.egg-info", ".pytest_cache")
+    ignore = shutil.ignore_patterns(*dockerignored_names())
     shutil.copytree(ROOT / "packages", src / "packages", ignore=ignore)
     venv = fake / "/opt/mqttq"
     subprocess.run(
