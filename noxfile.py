@@ -88,3 +88,22 @@ def mutants(session: nox.Session) -> None:
     install_packages(session)
     session.install(*TEST_DEPS)
     session.run("python", "tools/mutants/run.py", *session.posargs)
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Every package's sdist and wheel into dist/ (the wheel built from the sdist), their metadata
+    and contents checked, then each plugin in a fresh environment holding only the mqttq wheel
+    and its own: ``mqttq plugins --check``, its imports against its declared dependencies, and its
+    tests against the installed wheels (tools/wheels/check.py; needs redis-server, mosquitto).
+
+    By default the plugin tests are those built on the kit's QueueDriverSuite and
+    PluginPackageSuite (the conformance suite and the plugin-package checks): about two minutes
+    on two cores, which is what CI runs. ``nox -s wheels -- --tests all`` runs every test of every
+    plugin from its wheels (about ten minutes: too long for CI beside the tests session, which
+    already runs them from the checkout). Other arguments go to check.py.
+    """
+    session.install("uv>=0.4")
+    packages = [f"packages/{p}" for p in PACKAGES]
+    test_deps = [f"--with={d}" for d in TEST_DEPS]
+    session.run("python", "tools/wheels/check.py", *test_deps, *packages, *session.posargs)
