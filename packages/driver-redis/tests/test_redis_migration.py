@@ -138,8 +138,22 @@ async def by_requeue(driver: RedisQueueDriver, old: OldQueue) -> list[str]:
     return [*old.order, "failed"]
 
 
+async def by_cancel(driver: RedisQueueDriver, old: OldQueue) -> list[str]:
+    assert await driver.cancel(old.jobs["d1"].id) == "cancelled"  # in the delayed set
+    assert await driver.cancel(old.jobs["l2"].id) == "stopping"  # leased, no n yet
+    assert (await driver.stats())[Q].reserved == 0
+    return ["l1", "r2", "r1", "r3"]
+
+
+async def by_fire(driver: RedisQueueDriver, old: OldQueue) -> list[str]:
+    fired = job("fired", old.jobs["r1"].available_at)  # ties with r1 and r3
+    assert await driver.fire_schedule("s", 1.0, fired) == fired.id
+    return [*old.order, "fired"]
+
+
 @pytest.mark.parametrize(
-    "touch", [by_stats, by_size, by_push, by_ack, by_retry, by_release, by_requeue]
+    "touch",
+    [by_stats, by_size, by_push, by_ack, by_retry, by_release, by_requeue, by_cancel, by_fire],
 )
 async def test_the_first_script_on_the_queue_moves_it(
     driver: RedisQueueDriver, touch: Touch

@@ -528,6 +528,67 @@ async def test_failed_purge_of_everything(driver: RedisQueueDriver) -> None:
     assert (stats["p1"].failed, stats["p2"].failed) == (0, 0)
 
 
+async def test_cancel_and_schedule_keys_are_as_documented(driver: RedisQueueDriver) -> None:
+    """A cancelled job leaves its hash for ``P c:<id>`` (expiring with the failed TTL); a fired
+    slot is the schedule's field in ``P schedules``."""
+    waiting = job("keys", unique_key="k")
+    await driver.push([waiting])
+    assert await driver.cancel(waiting.id) == "cancelled"
+    p = driver.prefix
+    assert await driver.redis.exists(f"{p}j:{waiting.id}") == 0
+    assert await driver.redis.hget(f"{p}unique", "k") is None
+    record = await driver.redis.hgetall(f"{p}c:{waiting.id}")
+    assert (record[b"q"], record[b"w"]) == (b"keys", b"cancelled")
+    assert 3500_000 < await driver.redis.pttl(f"{p}c:{waiting.id}") <= 3600_000  # failed_ttl
+    fired = job("keys")
+    assert await driver.fire_schedule("every 5", 1_700_000_005.0, fired) == fired.id
+    assert await driver.redis.hgetall(f"{p}schedules") == {b"every 5": b"1700000005.0"}
+
+
+async def test_a_cancel_repeated_after_a_lost_reply_gets_its_first_answer(
+    driver: RedisQueueDriver,
+) -> None:
+    """The driver retries a script whose reply was lost; the cancel script run again with the
+    same call's token answers as the first run did, another call "already"."""
+    await driver.push([waiting := job("lost")])
+    await driver.push([running := job("lost")])
+    await driver.claim(["lost"], 1, lease=30)
+    await driver.claim(["lost"], 1, lease=30)
+    for held, answer in ((waiting, "cancelled"), (running, "stopping")):
+        if answer == "cancelled":
+            await driver.release([held.id])
+        args = [held.id, 60_000, f"token-{held.id}"]
+        assert await driver._run("cancel", args) == answer.encode()
+        assert await driver._run("cancel", args) == answer.encode(), "a retry is not 'already'"
+        assert await driver.cancel(held.id) == "already"
+
+
+async def test_an_undecodable_job_can_be_cancelled(driver: RedisQueueDriver) -> None:
+    """Its record keeps the stored bytes; get_job shows a stand-in with the reason."""
+    async with driver.redis.pipeline(transaction=True) as pipe:
+        queue_raw_job(pipe, driver.prefix, "undecodable", "bad-one", b"\xff not json")
+        await pipe.execute()
+    assert await driver.cancel("bad-one") == "cancelled"
+    record = await driver.get_job("bad-one")
+    assert record is not None
+    assert (record.state, record.job.id, record.job.queue) == (
+        "cancelled",
+        "bad-one",
+        "undecodable",
+    )
+    assert (record.error or "").startswith("cannot decode job envelope")
+    assert await driver.redis.hget(f"{driver.prefix}c:bad-one", "b") == b"\xff not json"
+    assert await driver.size("undecodable") == 0
+
+
+async def test_a_slot_that_is_not_a_time_is_refused(driver: RedisQueueDriver) -> None:
+    for slot in (float("nan"), float("inf")):
+        with pytest.raises(DriverError, match="not a time"):
+            await driver.fire_schedule("odd", slot, job("odd"))
+    assert await driver.schedule_marks() == {}
+    assert await driver.size("odd") == 0
+
+
 # -- TLS -----------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,8 @@ Key layout under the prefix ``P`` (``ARGV[1]`` of every script; ``mqttq:`` by de
     P f:<id>          hash   failed job (expires after failed_ttl): b, a, q, e=error,
                              tb=traceback, at=failed-at time; b is kept byte for byte, also
                              when it cannot be decoded
+    P c:<id>          hash   cancelled job (expires after failed_ttl): b, a, q, at=cancelled-at
+                             time, w=what cancel() answered, k=the token of that call
     P q:<queue>:queued   zset  members n..id (n: 16 digits), scored by available_at: ready
                                and delayed jobs, in claim order (available_at, then n)
     P q:<queue>:leased   zset  ids by lease deadline
@@ -16,13 +18,15 @@ Key layout under the prefix ``P`` (``ARGV[1]`` of every script; ``mqttq:`` by de
     P queues          set    every queue that holds or held jobs
     P failed          zset   failed ids of all queues, by failed-at time
     P unique          hash   unique key -> live job id
+    P schedules       hash   schedule name -> last fired slot (a UNIX time)
     P w:<worker id>   string worker heartbeat (expires)
     P workers         set    worker ids seen
 
 Times come from the Redis server clock (``TIME``), except a pushed job's own ``available_at``.
 Every live id sits in exactly one of queued (s=r) or leased (s=l). A queued job is ready once its
 score has passed, delayed before. A leased id whose deadline has passed stays in leased until a
-claim puts it back in queued (at its old place: same t and n), but counts as ready.
+claim puts it back in queued (at its old place: same t and n), but counts as ready. A cancelled
+job has no P j:<id> (it is not live) but a P c:<id>, which retry and fail leave alone.
 
 The list layout of earlier versions (``P q:<queue>:ready``, a list of ids in push order, and
 ``P q:<queue>:delayed``, ids by available_at, with s=d) is moved into queued by ``wk()`` the first
@@ -40,6 +44,7 @@ end
 local function qk(q, s) return P .. 'q:' .. q .. ':' .. s end
 local function jk(id) return P .. 'j:' .. id end
 local function fk(id) return P .. 'f:' .. id end
+local function ck(id) return P .. 'c:' .. id end
 local function fmt(x) return string.format('%.6f', x) end
 local function chunked(cmd, key, items)
   for i = 1, #items, 1000 do
@@ -132,61 +137,70 @@ local function record_failed(id, q, a, body, err, tb, now, ttl)
 end
 """
 
-# ARGV: P, mode, meta, envelope... where meta is a JSON array holding, per job, [id, queue,
-# available_at (a string), unique key ('' = none), attempts]: one argument instead of five per
-# job keeps a 10,000-job batch cheap to send. Returns {1, index, live id, ...}: the jobs whose
-# unique key is held by a live job (that job's id stands in for theirs); all others are stored.
-# mode 'new': an id that is already live fails the whole batch with {0, id}, nothing stored.
-# mode 'again' (a push repeated after a lost reply): live ids are kept as they are.
-PUSH = """
-local again = ARGV[2] == 'again'
-local meta = cjson.decode(ARGV[3])
-if not again then
+# Stores jobs as push() does. meta is a JSON array holding, per job, [id, queue, available_at
+# (a string), unique key ('' = none), attempts]: one argument instead of five per job keeps a
+# 10,000-job batch cheap to send; the envelopes are ARGV[first + 1]... Returns {1, index, live id,
+# ...}: the jobs whose unique key is held by a live job (that job's id stands in for theirs); all
+# others are stored. Unless ``again``, an id that is already live fails the whole batch with
+# {0, id}, nothing stored; ``again`` (a push repeated after a lost reply) keeps live ids as they
+# are.
+STORE = """
+local function store(again, meta, first)
+  if not again then
+    for j = 1, #meta do
+      if redis.call('EXISTS', jk(meta[j][1])) == 1 then return {0, meta[j][1]} end
+    end
+  end
+  for j = 1, #meta do wk(meta[j][2]) end
+  local base = seqs(#meta)
+  local out, ready, count = {1}, {}, {}
+  local uk = P .. 'unique'
   for j = 1, #meta do
-    if redis.call('EXISTS', jk(meta[j][1])) == 1 then return {0, meta[j][1]} end
-  end
-end
-for j = 1, #meta do wk(meta[j][2]) end
-local base = seqs(#meta)
-local out, ready, count = {1}, {}, {}
-local uk = P .. 'unique'
-for j = 1, #meta do
-  local m = meta[j]
-  local id, q, u = m[1], m[2], m[4]
-  local live = false
-  if u ~= '' then
-    local other = redis.call('HGET', uk, u)
-    if other and redis.call('EXISTS', jk(other)) == 1 then live = other end
-  end
-  if live then
-    if live ~= id then
-      out[#out + 1] = j - 1
-      out[#out + 1] = live
+    local m = meta[j]
+    local id, q, u = m[1], m[2], m[4]
+    local live = false
+    if u ~= '' then
+      local other = redis.call('HGET', uk, u)
+      if other and redis.call('EXISTS', jk(other)) == 1 then live = other end
     end
-  else
-    local h = jk(id)
-    if not again or redis.call('EXISTS', h) == 0 then
-      local n = sq(base + j - 1)
-      redis.call('HSET', h, 'b', ARGV[3 + j], 'a', m[5], 'q', q, 's', 'r', 't', m[3], 'n', n)
-      if u ~= '' then
-        redis.call('HSET', h, 'u', u)
-        redis.call('HSET', uk, u, id)
+    if live then
+      if live ~= id then
+        out[#out + 1] = j - 1
+        out[#out + 1] = live
       end
-      local r = ready[q]
-      if not r then r = {}; ready[q] = r end
-      r[#r + 1] = m[3]
-      r[#r + 1] = n .. id
-      count[q] = (count[q] or 0) + 1
+    else
+      local h = jk(id)
+      if not again or redis.call('EXISTS', h) == 0 then
+        local n = sq(base + j - 1)
+        redis.call('HSET', h, 'b', ARGV[first + j], 'a', m[5], 'q', q, 's', 'r', 't', m[3], 'n', n)
+        if u ~= '' then
+          redis.call('HSET', h, 'u', u)
+          redis.call('HSET', uk, u, id)
+        end
+        local r = ready[q]
+        if not r then r = {}; ready[q] = r end
+        r[#r + 1] = m[3]
+        r[#r + 1] = n .. id
+        count[q] = (count[q] or 0) + 1
+      end
     end
   end
+  for q, k in pairs(count) do
+    chunked('ZADD', wk(q), ready[q])
+    redis.call('SADD', P .. 'queues', q)
+    wake(q, k)
+  end
+  return out
 end
-for q, k in pairs(count) do
-  chunked('ZADD', wk(q), ready[q])
-  redis.call('SADD', P .. 'queues', q)
-  wake(q, k)
-end
-return out
 """
+
+# ARGV: P, mode, meta, envelope...   Returns what ``store`` does; mode 'new' or 'again'.
+PUSH = (
+    STORE
+    + """
+return store(ARGV[2] == 'again', cjson.decode(ARGV[3]), 3)
+"""
+)
 
 # ARGV: P, n, lease seconds, reclaim limit, queue... (priority order).
 # Per queue: expired leases go back to queued at their place, then up to n - got due jobs are
@@ -296,6 +310,7 @@ return n
 RETRY = """
 local now = clock()
 local id, q, u = ARGV[2], ARGV[3], ARGV[5]
+if redis.call('EXISTS', ck(id)) == 1 then return 0 end  -- cancelled: it stays so
 local h = jk(id)
 local a = tonumber(ARGV[6])
 local key = wk(q)
@@ -323,6 +338,7 @@ return 0
 FAIL = """
 local now = clock()
 local id, q = ARGV[2], ARGV[3]
+if redis.call('EXISTS', ck(id)) == 1 then return '' end  -- cancelled: never failed
 local h = jk(id)
 local a = tonumber(ARGV[5])
 local f = redis.call('HMGET', h, 'q', 's', 'u', 'a')
@@ -478,7 +494,8 @@ return out
 """
 
 # ARGV: P, id.   {'job', queue, envelope, attempts, state, lease deadline} or
-# {'failed', queue, envelope, attempts, error, traceback, failed-at} or {}.
+# {'failed', queue, envelope, attempts, error, traceback, failed-at} or
+# {'cancelled', queue, envelope, attempts} or {}.
 # A job whose lease has run out is 'ready' (no deadline), as a due delayed job is.
 GET_JOB = """
 local now = clock()
@@ -499,6 +516,8 @@ if f[1] then
 end
 local g = redis.call('HMGET', fk(id), 'q', 'b', 'a', 'e', 'tb', 'at')
 if g[1] then return {'failed', g[1], g[2] or '', g[3] or 0, g[4] or '', g[5] or '', g[6] or ''} end
+local c = redis.call('HMGET', ck(id), 'q', 'b', 'a')
+if c[1] then return {'cancelled', c[1], c[2] or '', c[3] or 0} end
 return {}
 """
 
@@ -541,6 +560,63 @@ end
 return out
 """
 
+# ARGV: P, id, ttl milliseconds, token (one per cancel() call).   A live job is removed (its
+# unique key freed) and recorded as cancelled with its stored envelope, for ttl. Returns
+# 'cancelled' (it was queued, or its lease had run out), 'stopping' (under a valid lease),
+# 'already', 'failed' or 'unknown'. A call repeated with its token (after a lost reply) gets the
+# first answer again, not 'already'.
+CANCEL = """
+local now = clock()
+local id = ARGV[2]
+local c = ck(id)
+local was = redis.call('HMGET', c, 'w', 'k')
+if was[1] then
+  if was[2] == ARGV[4] then return was[1] end
+  return 'already'
+end
+local h = jk(id)
+local f = redis.call('HMGET', h, 'q', 's', 'u', 'a', 'b')
+if not f[1] then
+  if redis.call('EXISTS', fk(id)) == 1 then return 'failed' end
+  return 'unknown'
+end
+local answer = 'cancelled'
+if f[2] == 'l' then
+  local deadline = redis.call('ZSCORE', qk(f[1], 'leased'), id)
+  if deadline and tonumber(deadline) > now then answer = 'stopping' end
+end
+unlink(id, f[1], f[2], f[3])
+redis.call('DEL', h)
+redis.call('HSET', c, 'b', f[5] or '', 'a', f[4] or 0, 'q', f[1], 'at', fmt(now), 'w', answer,
+  'k', ARGV[4])
+redis.call('PEXPIRE', c, tonumber(ARGV[3]))
+return answer
+"""
+
+# ARGV: P, id...   The ids that are recorded as cancelled.
+CANCELLED = """
+local out = {}
+for k = 2, #ARGV do
+  if redis.call('EXISTS', ck(ARGV[k])) == 1 then out[#out + 1] = ARGV[k] end
+end
+return out
+"""
+
+# ARGV: P, name, slot, meta, envelope (one job, as for PUSH).   When the schedule has no mark or
+# slot is later than it, stores the job as push() does and, unless that failed ({0, id}: nothing
+# changes), marks the slot; returns what ``store`` does. Otherwise stores nothing: {2}.
+FIRE = (
+    STORE
+    + """
+local marks = P .. 'schedules'
+local mark = redis.call('HGET', marks, ARGV[2])
+if mark and tonumber(ARGV[3]) <= tonumber(mark) then return {2} end
+local out = store(false, cjson.decode(ARGV[4]), 4)
+if out[1] == 1 then redis.call('HSET', marks, ARGV[2], ARGV[3]) end
+return out
+"""
+)
+
 SCRIPTS = {
     "push": PUSH,
     "claim": CLAIM,
@@ -557,4 +633,7 @@ SCRIPTS = {
     "get_job": GET_JOB,
     "size": SIZE,
     "stats": STATS,
+    "cancel": CANCEL,
+    "cancelled": CANCELLED,
+    "fire": FIRE,
 }

@@ -16,8 +16,9 @@ import functools
 import logging
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, get_args
 
 import attrs
 import orjson
@@ -27,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from mqttq.interfaces import CancelOutcome
 from mqttq.plugin import (
     Capability,
     DriverError,
@@ -57,6 +59,8 @@ _MOVE_LIMIT = 1000
 _CHUNK = 500
 #: retries while Redis is unreachable (up to ``retry_for`` seconds in all)
 _RECONNECT = RetryPolicy(first=0.05, max=1.0)
+#: what the cancel script may answer
+_OUTCOMES: frozenset[str] = frozenset(get_args(CancelOutcome))
 
 
 def _s(value: bytes | str) -> str:
@@ -105,6 +109,8 @@ class RedisQueueDriver(QueueDriver):
             Capability.FAILED_REGISTRY,
             Capability.WORKERS,
             Capability.MULTI_PROCESS,
+            Capability.CANCEL,
+            Capability.SCHEDULES,
         }
     )
 
@@ -218,9 +224,10 @@ class RedisQueueDriver(QueueDriver):
 
     # -- producing ----------------------------------------------------------------------------
 
-    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
-        if not jobs:
-            return []
+    @staticmethod
+    def _batch(jobs: Sequence[Envelope]) -> tuple[bytes, list[bytes]]:
+        """The script arguments of jobs to store: their metadata (one JSON argument) and their
+        envelopes. Raises ``DriverError`` for a batch no script may store."""
         seen: set[str] = set()
         for job in jobs:
             if job.id in seen:
@@ -234,7 +241,12 @@ class RedisQueueDriver(QueueDriver):
                 for job in jobs
             ]
         )
-        bodies = [encode_job(job) for job in jobs]
+        return meta, [encode_job(job) for job in jobs]
+
+    async def push(self, jobs: Sequence[Envelope]) -> list[str]:
+        if not jobs:
+            return []
+        meta, bodies = self._batch(jobs)
         script = self._scripts["push"]
         tries = 0
 
@@ -297,9 +309,8 @@ class RedisQueueDriver(QueueDriver):
         registry. On an error they stay leased: the next claim after their lease tries again."""
         for job_id, error in zip(bad[::2], bad[1::2], strict=True):
             log.error("job %s cannot be decoded; it goes to the failed registry: %s", job_id, error)
-        ttl_ms = max(1, int(self.settings.failed_ttl * 1000))
         try:
-            await self._run("fail_stored", [ttl_ms, *bad], retry_for=0)
+            await self._run("fail_stored", [self._ttl_ms(), *bad], retry_for=0)
         except DriverError as exc:
             log.warning("could not move undecodable jobs to the failed registry yet: %s", exc)
 
@@ -321,10 +332,13 @@ class RedisQueueDriver(QueueDriver):
         args = [job.id, job.queue, repr(delay), job.unique_key or "", job.attempts, body]
         await self._run("retry", args)
 
+    def _ttl_ms(self) -> int:
+        """How long failed entries and cancelled records are kept, in milliseconds."""
+        return max(1, int(self.settings.failed_ttl * 1000))
+
     async def fail(self, job: Envelope, *, error: str, traceback: str = "") -> None:
         body = encode_job(attrs.evolve(job, last_error=error))
-        ttl_ms = max(1, int(self.settings.failed_ttl * 1000))
-        args = [job.id, job.queue, ttl_ms, job.attempts, body, error, traceback]
+        args = [job.id, job.queue, self._ttl_ms(), job.attempts, body, error, traceback]
         await self._run("fail", args)
 
     async def release(self, ids: Sequence[str]) -> None:
@@ -355,12 +369,17 @@ class RedisQueueDriver(QueueDriver):
         result = await self._run("get_job", [job_id])
         if not result:
             return None
-        if _s(result[0]) == "failed":
+        kind = _s(result[0])
+        if kind == "failed":
             entry = self._failed(job_id, result[1:7])
             return JobRecord(
                 job=entry.job, state="failed", error=entry.error, traceback=entry.traceback
             )
-        _, queue, body, attempts, state, lease = result
+        if kind == "cancelled":
+            _, queue, body, attempts = result
+            state, lease = "cancelled", None
+        else:
+            _, queue, body, attempts, state, lease = result
         error = None
         try:
             job = self._decode(body, attempts)
@@ -373,6 +392,39 @@ class RedisQueueDriver(QueueDriver):
             lease_expires_at=_num(lease) if lease else None,
             error=error,
         )
+
+    # -- cancellation and schedules -----------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> CancelOutcome:
+        # the token lets a call repeated after a lost reply get its own first answer back
+        args = [job_id, self._ttl_ms(), uuid.uuid4().hex]
+        found = _s(await self._run("cancel", args))
+        if found not in _OUTCOMES:
+            raise DriverError(f"the cancel script answered {found!r}")
+        return found  # type: ignore[return-value]
+
+    async def cancelled(self, ids: Sequence[str]) -> list[str]:
+        found: set[str] = set()
+        for i in range(0, len(ids), _CHUNK):
+            found.update(_s(x) for x in await self._run("cancelled", ids[i : i + _CHUNK]))
+        return [job_id for job_id in ids if job_id in found]
+
+    async def fire_schedule(self, name: str, slot: float, job: Envelope) -> str | None:
+        if not math.isfinite(slot):
+            raise DriverError(f"schedule {name!r}: slot {slot!r} is not a time; nothing stored")
+        meta, bodies = self._batch([job])
+        # after a lost reply the retry finds the slot marked and answers None: it fired once
+        result = await self._run("fire", [name, repr(float(slot)), meta, *bodies])
+        if result[0] == 2:
+            return None
+        if result[0] == 0:
+            raise DriverError(f"job id {_s(result[1])!r} is already queued; nothing was pushed")
+        return _s(result[2]) if len(result) > 1 else job.id
+
+    async def schedule_marks(self) -> dict[str, float]:
+        key = self._key("schedules")
+        marks = await self._do(lambda: self._cmd("HGETALL", key))  # a dict (RESP 2 and 3)
+        return {_s(name): _num(slot) for name, slot in marks.items()}
 
     # -- failed registry ----------------------------------------------------------------------
 
