@@ -10,6 +10,10 @@ checkout's ``packages/core`` with its ``testing`` extra, from its path), checks 
 ``mqttq plugins`` lists it, runs the tutorial's conformance tests (they must pass) and the
 commands of its "Using it" section.
 
+``writing-a-device.md`` and ``writing-a-transport.md`` follow the same convention; their packages
+are not installed: their own tests run against a real Mosquitto, the plugin given to the App by
+hand.
+
 Meta-tests: every hook in ``mqttq/hookspecs.py`` appears in ``hooks.md`` with its exact
 signature, every test of the kit's suites is named in ``conformance.md``, and every Python block
 of the plugin docs compiles.
@@ -195,6 +199,42 @@ def test_the_tutorial_usage_commands_work(tutorial: Tutorial) -> None:
     assert "hello tinyq" in worker.stdout
 
 
+# -- the device family and transport guides: their tests run as written ----------------------
+
+#: guide -> (project directory, files it must define)
+GUIDES = {
+    "writing-a-device.md": (
+        "mqttq-acme-blinds",
+        {"pyproject.toml", "src/mqttq_acme_blinds/plugin.py", "src/mqttq_acme_blinds/adapter.py"},
+    ),
+    "writing-a-transport.md": (
+        "mqttq-namespace",
+        {"pyproject.toml", "src/mqttq_namespace/plugin.py", "src/mqttq_namespace/transport.py"},
+    ),
+}
+
+
+@pytest.mark.parametrize("guide", sorted(GUIDES))
+def test_the_guide_tests_pass(guide: str, tmp_path: Path) -> None:
+    """The guide's package is not installed: its tests give the plugin to the App by hand, and
+    run against a real Mosquitto (the kit's fixture)."""
+    project_name, expected = GUIDES[guide]
+    files = files_of((DOCS / guide).read_text())
+    assert {f"{project_name}/{f}" for f in expected} <= set(files)
+    assert any(f.startswith(f"{project_name}/tests/test_") for f in files)
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    project = tmp_path / project_name
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTQ_")}
+    env["PYTHONPATH"] = str(project / "src")
+    result = run(
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^\d+ passed in ", result.stdout.strip().splitlines()[-1]), result.stdout
+
+
 # -- meta-tests -------------------------------------------------------------------------------
 
 
@@ -238,4 +278,7 @@ def test_every_python_block_compiles(page: str) -> None:
         header = HEADER.match(first)
         if lang != "python" or (header is not None and header["cont"]):
             continue  # a continued file is compiled whole by test_the_tutorial_defines_its_files
-        ast.parse(textwrap.dedent(body), filename=page)
+        # snippets may await at the top level, as in an asyncio REPL
+        compile(
+            textwrap.dedent(body), page, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
