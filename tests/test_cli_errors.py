@@ -148,3 +148,15 @@ def test_subprocess_bad_config_is_one_line(cli: Cli) -> None:
 
 def test_subprocess_unknown_job(cli: Cli) -> None:
     cli.error(cli.run("jobs", "enqueue", "builtins:eval", "--args", '["1"]'), 1, "unknown job")
+
+
+def test_commands_that_only_look_never_import_the_jobs(cli: Cli) -> None:
+    """An operator's ``stats``/``workers``/``failed list`` work where the application's code
+    cannot be imported; the commands that run jobs still refuse to start, in one line."""
+    cli.write_config(
+        f'[queue]\nurl = "{cli.queue_url}"\n\n[jobs]\nregister = ["nowhere_to_be_found:job"]\n'
+    )
+    for command in (["stats"], ["workers"], ["failed", "list"], ["devices", "queue"]):
+        result = cli(*command)
+        assert result.exit_code == 0, (command, result.output)
+    cli.error(cli("worker", "--burst"), 2, "nowhere_to_be_found")

@@ -58,8 +58,7 @@ class App:
     ) -> None:
         self.config = config or Config()
         self.host = host or make_plugin_manager()
-        #: the jobs this app may run (default: those the configuration names)
-        self.jobs = JobRegistry.from_config(self.config) if jobs is None else jobs
+        self._jobs = jobs
         self.queue = Queue(self)
         self._driver: QueueDriver | None = None
         #: ``mqttq_job_event`` implementations, in pluggy's calling order
@@ -72,6 +71,14 @@ class App:
         return cls(load_config(path), **kw)
 
     # -- jobs -------------------------------------------------------------------------------------
+
+    @property
+    def jobs(self) -> JobRegistry:
+        """The jobs this app may run (default: those the configuration names). Imported on first
+        use, so commands that only look at the queue never import the application's code."""
+        if self._jobs is None:
+            self._jobs = JobRegistry.from_config(self.config)
+        return self._jobs
 
     def job(self, func: Callable[..., Any] | None = None, /, **options: Any) -> Any:
         """Register a function as a job: ``@app.job`` or ``@app.job(max_tries=5, queue="q")``."""

@@ -86,7 +86,7 @@ def _client(ctx: typer.Context, mac: str | None) -> tuple[App, DeviceClient, Nav
         # one command, one line: its outcome says what the retries were about
         for name in ("mqttq.transport", "mqttq.devices"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    a = state.app()
+    a = state.app(jobs=False)
     client = DeviceClient(a)
     adapter = client.adapter(FAMILY)
     if not isinstance(adapter, NavienAdapter):
@@ -340,7 +340,7 @@ def queue(ctx: typer.Context, mac: str | None = _MAC, as_json: bool = _JSON) -> 
     from mqttq.errors import QueueNotFoundError
     from mqttq_navien.adapter import NavienAdapter
 
-    a = get_state(ctx).app()
+    a = get_state(ctx).app(jobs=False)
     wanted = None
     if mac is not None:
         try:

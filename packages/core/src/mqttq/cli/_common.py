@@ -78,9 +78,13 @@ class State:
             self._config = load_config(self.config_path)
         return self._config
 
-    def app(self) -> App:
-        """A new (closed) app: imports the configured jobs, checks nothing else."""
-        return App(self.config(), host=self.host)
+    def app(self, *, jobs: bool = True) -> App:
+        """A new (closed) app. ``jobs``: import the configured jobs now (a bad target is an
+        error before anything starts); commands that only look leave them alone."""
+        app = App(self.config(), host=self.host)
+        if jobs:
+            app.jobs  # noqa: B018 (imports them)
+        return app
 
 
 def sub_app(help: str) -> typer.Typer:
@@ -161,7 +165,7 @@ def run_app(
     Commands that only look pass ``create=False``: a queue that does not exist yet is not
     created. With ``empty`` they show that instead (and the driver's line saying where it
     looked goes to stderr); without, that line is the command's error."""
-    the_app = app or state.app()
+    the_app = app or state.app(jobs=create)
 
     async def main() -> T:
         try:

@@ -43,7 +43,7 @@ def queue(
 ) -> None:
     """Commands waiting per device, in the order they go out (from [devices] store)."""
     state = get_state(ctx)
-    app = state.app()
+    app = state.app(jobs=False)
     store = make_store(app, create=False)
     if not store.durable:
         typer.echo(
