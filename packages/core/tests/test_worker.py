@@ -327,9 +327,8 @@ async def test_process_runner_timeout_kills_the_job(app: mqttq.App, tmp_path: An
     app.jobs.add_target("mqttq_testjobs:write_pid_and_hang")
     app.jobs.add_target("mqttq_testjobs:add")
     name = "mqttq_testjobs:write_pid_and_hang"
-    hang_id = await app.queue.push(
-        name, kwargs={"path": str(pidfile)}, timeout=3.0
-    )  # room for a slow fork
+    # 3 s: room for a slow fork on a busy machine before the child writes its pid
+    hang_id = await app.queue.push(name, kwargs={"path": str(pidfile)}, timeout=3.0)
     ok_id = await app.queue.push("mqttq_testjobs:add", args=[1, 2])
     await Worker(app, burst=True, runner="process", concurrency=2).run()
     failed = await app.driver.failed_get(hang_id)
