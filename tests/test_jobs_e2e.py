@@ -81,17 +81,6 @@ def sqlite_env(tmp_path: Path) -> WorkerEnv:
     return env
 
 
-#: until mqttq-redis declares them, the Redis runs of cancellation and schedules must fail
-REDIS_LACKS = pytest.mark.xfail(
-    strict=True, reason="mqttq-redis does not declare Capability.CANCEL and SCHEDULES yet"
-)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=REDIS_LACKS)])
-def cancel_env(request: pytest.FixtureRequest, tmp_path: Path) -> WorkerEnv:
-    return make_env(request, tmp_path)
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> WorkerEnv:
     return make_env(request, tmp_path)
@@ -300,7 +289,6 @@ def test_an_every_schedule_fires_each_slot_once_across_workers_and_a_kill_9(
     check_ticks(env, span=10)
 
 
-@REDIS_LACKS
 def test_two_hosts_on_redis_fire_each_slot_once_and_a_host_may_die(
     redis_server: RedisServer,  # noqa: F811
     tmp_path: Path,
@@ -321,8 +309,7 @@ def test_two_hosts_on_redis_fire_each_slot_once_and_a_host_may_die(
                     stdout=log.open("w"),
                     stderr=subprocess.STDOUT,
                     text=True,
-                    start_new_session=group is None,
-                    process_group=group,
+                    process_group=0 if group is None else group,  # one group per host
                 )
                 group = os.getpgid(proc.pid) if group is None else group
                 logs[proc.pid] = log
@@ -378,8 +365,7 @@ def started(env: WorkerEnv, key: str) -> tuple[str, int, float] | None:
 
 
 @pytest.mark.parametrize("runner", ["asyncio", "process"])
-def test_cancel_queued_delayed_and_running_jobs(cancel_env: WorkerEnv, runner: str) -> None:
-    env = cancel_env
+def test_cancel_queued_delayed_and_running_jobs(env: WorkerEnv, runner: str) -> None:
     configure(env, runner=runner)
     job = "routemq_jobs:long_async" if runner == "asyncio" else "routemq_jobs:long_sync"
 
