@@ -83,11 +83,13 @@ def metadata(wheel: Path) -> Message:
         return email.parser.Parser().parsestr(zf.read(name).decode())
 
 
-def requirement_names(meta: Message) -> set[str]:
-    """Normalized names of every Requires-Dist, extras included."""
+def requirement_names(meta: Message, *, extras: bool = True) -> set[str]:
+    """Normalized names of the Requires-Dist entries (with ``extras=False``, only those that are
+    installed whatever extras are asked for)."""
     return {
         normalize(re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0])
         for r in meta.get_all("Requires-Dist", [])
+        if extras or not re.search(r"\bextra\s*==", r)
     }
 
 

@@ -55,6 +55,8 @@ def probe(wheel: Path, checkout: Path) -> list[str]:
     tops = sorted({n.split("/", 1)[0] for n in names if ".dist-info/" not in n})
     problems = _where_from(dist_name, wheel, tops, checkout)
     problems += _entry_points(dist_name)
+    optional = requirement_names(meta) - requirement_names(meta, extras=False)
+    problems += _import_every_module(sorted(sources), optional)
     declared = requirement_names(meta) | {normalize(dist_name)}
     providers = metadata.packages_distributions()
     for path, source in sorted(sources.items()):
@@ -89,6 +91,30 @@ def _where_from(dist_name: str, wheel: Path, tops: list[str], checkout: Path) ->
         print(f"imported {top} from {where}")
         if not where.is_relative_to(site) or where.is_relative_to(checkout):
             problems.append(f"{top} is imported from {where}, not from {site}")
+    return problems
+
+
+def _import_every_module(paths: list[str], optional: set[str]) -> list[str]:
+    """Import each module of the wheel (``__main__`` modules aside): a module or a dependency
+    missing shows here even when the plugin loads its driver lazily. A module may fail only for
+    want of a dependency of an extra (``mqttq.testing`` without pytest)."""
+    problems = []
+    modules = [p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in paths]
+    modules = [m for m in modules if m.rsplit(".", 1)[-1] != "__main__"]
+    wanting: set[str] = set()
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if normalize(missing) in optional:
+                wanting.add(missing)
+            else:
+                problems.append(f"import {name} failed: {exc}")
+        except Exception as exc:
+            problems.append(f"import {name} failed: {type(exc).__name__}: {exc}")
+    extras = f", some want an extra's {', '.join(sorted(wanting))}" if wanting else ""
+    print(f"imported {len(modules) - len(problems)} of {len(modules)} modules{extras}")
     return problems
 
 
