@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests", "template"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
@@ -107,3 +108,35 @@ def wheels(session: nox.Session) -> None:
     packages = [f"packages/{p}" for p in PACKAGES]
     test_deps = [f"--with={d}" for d in TEST_DEPS]
     session.run("python", "tools/wheels/check.py", *test_deps, *packages, *session.posargs)
+
+
+#: the documentation site's build tools, pinned so that every build renders the same
+DOCS_DEPS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2"]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml) into site/: strict, so a broken link, anchor or a
+    page missing from the nav fails the build. Builds offline; arguments go to mkdocs build."""
+    session.install(*DOCS_DEPS)
+    # Material's end-of-life banner is not a warning about these docs
+    env = {"NO_MKDOCS_2_WARNING": "1"}
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=env)
+
+
+#: the name the template session gives its copy of packages/_template
+TEMPLATE_NAME = "templatecheck"
+
+
+@nox.session
+def template(session: nox.Session) -> None:
+    """The plugin template (packages/_template) copied and renamed by its rename.py as a new
+    plugin would be, installed with the core, its tests run: so the template cannot rot."""
+    session.install("-e", "packages/core[testing]")
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / f"mqttq-{TEMPLATE_NAME}"
+        session.run("python", "packages/_template/rename.py", TEMPLATE_NAME, str(copy))
+        session.install("--force-reinstall", "--no-deps", str(copy))
+        with session.chdir(copy):
+            session.run("pytest", "-q", *session.posargs)
+            session.run("mqttq", "plugins", "--check")
