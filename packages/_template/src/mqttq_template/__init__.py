@@ -1,0 +1,1 @@
+"""A queue driver plugin for mqttq: ``template://<store>``."""
