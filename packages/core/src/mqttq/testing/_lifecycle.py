@@ -448,6 +448,29 @@ class LifecycleTests(SuiteBase):
         [again] = await self.claim_eventually(driver, [q], what="the job after lease expiry")
         assert (again.id, again.attempts) == (first.id, 2)
 
+    async def test_an_expired_lease_keeps_its_place_in_the_queue(self, driver: QueueDriver) -> None:
+        """A job whose lease ran out goes back where it was in its queue (its available_at and
+        push order): in front of the job pushed with it and of one pushed while it was held.
+
+        Troubleshooting: put a reaped job back as release does, with its own available_at and
+        sequence number; giving it a new sequence number or available_at = now sends it behind
+        jobs that waited less than it did.
+        """
+        requires(driver, CLAIM)
+        q = unique_name()
+        due = time.time() - 10
+        first, second, third = (make_job(q, id=i, available_at=due) for i in descending_ids(3))
+        await driver.push([first, second])
+        assert ids(await driver.claim([q], 1, lease=self.lease)) == [first.id]
+        await driver.push([third])
+
+        async def lapsed() -> bool:
+            return (await driver.stats())[q].reserved == 0
+
+        await eventually(lapsed, timeout=self.timeout, what="the lease to run out")
+        got = await driver.claim([q], 3, lease=30)
+        assert [(j.id, j.attempts) for j in got] == [(first.id, 2), (second.id, 1), (third.id, 1)]
+
     async def test_retry_records_error_and_delays(self, driver: QueueDriver) -> None:
         """retry() puts the job back with last_error, not claimable before ``delay`` is over,
         counted from the retry (also for a job enqueued and due long before).
@@ -805,6 +828,26 @@ class LifecycleTests(SuiteBase):
         assert ids(await driver.claim([q], 10, lease=30)) == [first.id, last.id]
         await asyncio.sleep(max(0.0, delayed.available_at - time.time()) + 0.1)
         assert await driver.claim([q], 10, lease=30) == [], "a cancelled delayed job came due"
+
+    async def test_a_cancelled_record_keeps_the_job(self, driver: QueueDriver) -> None:
+        """get_job() of a cancelled job gives the job as it was when cancelled: its data and
+        options and, for a running one, the attempt its claim counted.
+
+        Troubleshooting: write the stored envelope and attempt count into the cancelled record,
+        not a placeholder, and read it back with ``mqttq.codec.decode_job``.
+        """
+        requires(driver, CANCEL)
+        q = unique_name()
+        waiting = make_job(q, kwargs={"to": "a@b.c", "n": [1, 2]}, max_tries=4, attempts=2)
+        await driver.push([waiting])
+        assert await driver.cancel(waiting.id) == "cancelled"
+        assert (await _record(driver, waiting.id)).job == waiting
+        if CLAIM not in driver.capabilities:
+            return
+        await driver.push([make_job(q, args=["running"], timeout=5.0)])
+        [running] = await driver.claim([q], 1, lease=30)
+        assert await driver.cancel(running.id) == "stopping"
+        assert (await _record(driver, running.id)).job == running
 
     async def test_cancel_of_a_running_job_records_it_and_its_worker_learns(
         self, driver: QueueDriver, reopen: DriverFactory | None
