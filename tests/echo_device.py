@@ -106,10 +106,9 @@ class EchoDevice:
             elif self.mode == "busy_first" and n not in self._busy_sent:
                 self._busy_sent.add(n)
                 what = "busy"
-            try:
+            # an answer lost with the connection: the client sends again
+            with contextlib.suppress(mqttq.NotConnectedError):
                 await self.transport.publish(f"echo/{self.device}/{what}", orjson.dumps(body))
-            except mqttq.NotConnectedError:
-                pass  # the answer is lost with the connection: the client sends again
 
     async def say(self, what: str) -> None:
         await self.transport.publish(f"echo/{self.device}/{what}", b"{}")
