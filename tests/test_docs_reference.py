@@ -107,7 +107,10 @@ def test_every_config_key_is_in_its_table_with_its_env_var(configuration_md: str
     for table, key, env in keys:
         many = table in ("routes", "schedules", "devices.items")
         section = _section(configuration_md, f"[[{table}]]" if many else f"[{table}]")
-        row = next((line for line in section.splitlines() if line.startswith(f"| `{key}` |")), "")
+        rows = section.splitlines()
+        row = next(
+            (line for line in rows if line.startswith((f"| `{key}` |", f"| `{key}`<br>"))), ""
+        )
         assert row, f"{table}.{key} is missing from configuration.md"
         if env is None:
             assert "MQTTQ_" not in row, row
@@ -117,9 +120,9 @@ def test_every_config_key_is_in_its_table_with_its_env_var(configuration_md: str
 
 def test_config_defaults_and_required_keys_are_shown(configuration_md: str) -> None:
     worker = _section(configuration_md, "[worker]")
-    assert "| `concurrency` | `int` | `8` | `MQTTQ_WORKER_CONCURRENCY` |" in worker
+    assert "| `concurrency`<br>`MQTTQ_WORKER_CONCURRENCY` | `int` | `8` |" in worker
     routes = _section(configuration_md, "[[routes]]")
-    assert "| `topic` | `str` | required | — |" in routes
+    assert "| `topic` | `str` | required |" in routes
     # text that Markdown would eat is escaped: <group> stays visible
     assert "$share/&lt;group&gt;/&lt;topic&gt;" in _section(configuration_md, "[mqtt]")
 

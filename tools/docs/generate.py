@@ -94,7 +94,7 @@ def _default(key: cfg.KeyInfo) -> str:
 def _describe(key: cfg.KeyInfo) -> str:
     doc = text(key.doc)
     if key.example is not None and (key.default is attrs.NOTHING or key.default is None):
-        doc += f" Example: {code(cfg.toml_value(key.example))}."
+        doc += f"; example: {code(cfg.toml_value(key.example))}"
     return doc
 
 
@@ -133,15 +133,14 @@ def configuration_reference() -> str:
         out += [f"## {heading} {{ #{_anchor(name)} }}", "", text(doc), ""]
         rows = [
             [
-                code(key.path.rsplit(".", 1)[1]),
+                code(key.path.rsplit(".", 1)[1]) + (f"<br>{code(key.env)}" if key.env else ""),
                 code(key.type),
                 _default(key),
-                code(key.env) if key.env else "—",
                 _describe(key),
             ]
             for key in by_table[name]
         ]
-        out += table(["Key", "Type", "Default", "Environment variable", "Description"], rows)
+        out += table(["Key and variable", "Type", "Default", "Description"], rows)
         out.append("")
     out += [
         "## Other environment variables { #other-environment-variables }",
