@@ -165,6 +165,9 @@ class WorkerProcessSuite:
     #: jobs and the length of each in the kill -9 test
     kill_jobs: ClassVar[int] = 2000
     kill_job_seconds: ClassVar[float] = 0.005
+    #: seconds between the push of the delayed job and its available_at in the restart test
+    #: (the first worker must take its SIGTERM within that time)
+    restart_delay: ClassVar[float] = 5.0
 
     @pytest.fixture
     def queue_url(self) -> str:
@@ -260,24 +263,35 @@ class WorkerProcessSuite:
         assert (left.ready, left.reserved) == (1, 0)
 
     def test_delayed_jobs_survive_a_restart_and_never_run_early(self, workers: WorkerEnv) -> None:
-        """A delayed job waits through a worker restart and runs on time, never early.
+        """A delayed job pushed while a worker runs waits through that worker's stop and runs
+        in the next worker, never before its available_at.
+
+        The delay (``restart_delay``) counts from when the first worker is known up (its
+        heartbeat), not from before it starts: however slowly it starts, the job is not due
+        while it runs, as only the push and the SIGTERM right after it come in between. The
+        next worker may take as long as it likes to start, since "never early" compares the
+        recorded start with the job's own available_at (the envelope is built here) and the
+        run is waited for on its record, with a bound: no step depends on how fast processes
+        start.
 
         Troubleshooting: delayed jobs must be stored durably, not in a timer of the process.
         """
-        pushed_at = time.time()
-        workers.push([work("later", delay=2.0)])
-        with workers.worker() as worker:
-            workers.wait(workers.workers, "the worker's heartbeat")
-            assert workers.stats()["default"].delayed == 1
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(30) == 0
-        assert workers.ends() == {}
-        with workers.worker() as worker:
+        with workers.worker() as first:
+            workers.wait(workers.workers, "the first worker's heartbeat")
+            due = time.time() + self.restart_delay
+            later = Envelope(name=WORK, kwargs={"key": "later", "seconds": 0.0}, available_at=due)
+            workers.push_envelopes([later])
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(30) == 0
+        assert workers.ends() == {}, "the first worker ran the delayed job"
+        waiting = workers.stats()["default"]
+        assert (waiting.ready + waiting.delayed, waiting.reserved) == (1, 0)
+        with workers.worker() as second:
             workers.wait(lambda: workers.ends().get("later") == 1, "the delayed job to run")
-            worker.send_signal(signal.SIGTERM)
-            assert worker.wait(30) == 0
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(30) == 0
         [ran_at] = [t for e, _, _, t in read_records(workers.records) if e == "start"]
-        assert ran_at >= pushed_at + 2.0
+        assert ran_at >= later.available_at, "the delayed job ran before its available_at"
 
     @pytest.mark.parametrize("name", ["os:system", "builtins:eval", "subprocess:call"])
     def test_payload_naming_unregistered_code_is_failed_not_run(
