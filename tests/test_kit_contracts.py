@@ -1,10 +1,10 @@
-"""The kit's contract tests of ``mqttq.testing._contracts`` (not yet part of QueueDriverSuite)
-against the memory, SQLite and Redis drivers, and against broken drivers they must catch."""
+"""The kit's tests of what mqttq relies on when it builds and uses a driver
+(``mqttq.testing._contracts``, part of ``QueueDriverSuite``, which runs them against every
+driver) fail drivers that break those contracts."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -16,8 +16,6 @@ from mqttq.interfaces import QueueDriver
 from mqttq.models import Envelope
 from mqttq.testing import DriverFactory, unique_name
 from mqttq.testing._contracts import ContractTests
-from mqttq.testing.fixtures import redis_server  # noqa: F401  (one private redis-server)
-from mqttq.testing.services import RedisServer
 
 
 def factory(build: Callable[..., QueueDriver], made: list[QueueDriver]) -> DriverFactory:
@@ -28,67 +26,6 @@ def factory(build: Callable[..., QueueDriver], made: list[QueueDriver]) -> Drive
         return driver
 
     return make
-
-
-class Drivers:
-    """``make_driver`` from ``build(**options)``, and ``driver`` made by it."""
-
-    def build(self, **options: Any) -> QueueDriver:
-        raise NotImplementedError
-
-    @pytest.fixture
-    async def make_driver(self) -> AsyncIterator[DriverFactory]:
-        made: list[QueueDriver] = []
-        yield factory(self.build, made)
-        for driver in made:
-            await driver.aclose()
-
-    @pytest.fixture
-    async def driver(self, make_driver: DriverFactory) -> QueueDriver:
-        return await make_driver()
-
-
-class TestMemoryContracts(Drivers, ContractTests):
-    store = ""
-
-    @pytest.fixture(autouse=True)
-    def fresh_store(self) -> Any:
-        self.store = unique_name("store")
-        yield
-        MemoryQueueDriver.reset(self.store)
-
-    def build(self, **options: Any) -> QueueDriver:
-        return MemoryQueueDriver.from_url(f"memory://{self.store}", **options)
-
-
-class TestSqliteContracts(Drivers, ContractTests):
-    directory = Path()
-
-    @pytest.fixture(autouse=True)
-    def in_tmp_path(self, tmp_path: Path) -> None:
-        self.directory = tmp_path
-
-    @pytest.fixture
-    def absent_url(self) -> str:
-        return f"sqlite:///{self.directory / 'absent.db'}"
-
-    def build(self, **options: Any) -> QueueDriver:
-        from mqttq_sqlite.driver import SqliteQueueDriver
-
-        return SqliteQueueDriver.from_url(f"sqlite:///{self.directory / 'q.db'}", **options)
-
-
-class TestRedisContracts(Drivers, ContractTests):
-    url = ""
-
-    @pytest.fixture(autouse=True)
-    def with_prefix(self, redis_server: RedisServer) -> None:  # noqa: F811
-        self.url = f"{redis_server.url}?prefix=c{uuid.uuid4().hex[:12]}:"
-
-    def build(self, **options: Any) -> QueueDriver:
-        from mqttq_redis.driver import RedisQueueDriver
-
-        return RedisQueueDriver.from_url(self.url, **options)
 
 
 # -- each test fails a driver that breaks its contract --------------------------------------

@@ -35,6 +35,10 @@ class TestSqliteQueueDriver(QueueDriverSuite):
     async def driver(self, make_driver: DriverFactory) -> QueueDriver:
         return await make_driver()
 
+    @pytest.fixture
+    def absent_url(self, tmp_path: Path) -> str:
+        return f"sqlite:///{tmp_path / 'absent.db'}"
+
     async def store_raw(self, driver: QueueDriver, queue: str, job_id: str, raw: bytes) -> bool:
         assert isinstance(driver, SqliteQueueDriver)
         with sqlite3.connect(driver.path) as conn:

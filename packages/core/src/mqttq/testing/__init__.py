@@ -20,6 +20,7 @@ import pytest
 pytest.register_assert_rewrite(
     "mqttq.testing._lifecycle",
     "mqttq.testing._inspection",
+    "mqttq.testing._contracts",
     "mqttq.testing.plugins",
     "mqttq.testing.processes",
 )

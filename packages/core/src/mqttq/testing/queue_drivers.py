@@ -1,4 +1,4 @@
-"""``QueueDriverSuite``: the QueueDriver contract (ARCHITECTURE.md §4) as tests to subclass.
+"""``QueueDriverSuite``: the QueueDriver contract (``mqttq/interfaces.py``) as tests to subclass.
 
 Usage, in a driver package's tests::
 
@@ -13,8 +13,8 @@ Usage, in a driver package's tests::
 Optional fixtures (``make_driver``, ``reopen``), methods (``store_raw``, ``failed_ttl_options``)
 and knobs (``lease``, ``delay``, ``timeout``, ``grace``) are described on
 :class:`mqttq.testing._support.SuiteBase`. Tests needing a capability (or a fixture) the driver
-does not provide are skipped, saying which. See docs/conformance.md, which also explains the
-mutation harness (``tools/mutants``) that checks the suite catches realistic driver bugs.
+does not provide are skipped, saying which. See docs/plugins/conformance.md, which also explains
+the mutation harness (``tools/mutants``) that checks the suite catches realistic driver bugs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from mqttq.testing._contracts import ContractTests
 from mqttq.testing._inspection import InspectionTests
 from mqttq.testing._lifecycle import LifecycleTests
 
@@ -54,7 +55,7 @@ def weakened_tests(cls: type) -> list[str]:
 
 
 @pytest.mark.asyncio
-class QueueDriverSuite(LifecycleTests, InspectionTests):
+class QueueDriverSuite(LifecycleTests, InspectionTests, ContractTests):
     """Subclass me and override the ``driver`` fixture. Every test names what to fix."""
 
     async def test_suite_is_not_weakened(self) -> None:
