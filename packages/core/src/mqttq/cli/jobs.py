@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 def enqueue(
     ctx: typer.Context,
     name: str = typer.Argument(
-        ..., metavar="NAME", help="Registered job name (or module:function)."
+        ..., metavar="NAME", help="A registered job, by its name or its module:function."
     ),
     kwargs: str = typer.Option("{}", "--kwargs", "-k", metavar="JSON", help="Keyword arguments."),
     args: str = typer.Option("[]", "--args", "-a", metavar="JSON", help="Positional arguments."),
