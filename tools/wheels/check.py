@@ -40,7 +40,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from subprocess import CompletedProcess
 
-from contents import Package, check_sdist, check_wheel, metadata, normalize, requirement_names
+from contents import (
+    Package,
+    check_sdist,
+    check_wheel,
+    metadata,
+    normalize,
+    requirement_name,
+    requirement_names,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -139,9 +147,8 @@ class Check:
         required = sorted(requirement_names(metadata(wheel)) & ours.keys() - {"mqttq"})
         wheels = [core, *(ours[n] for n in required), wheel]
         names = ", ".join(w.name for w in wheels)
-        testing = self.args.test_deps if self.args.tests != "none" else []
         try:
-            env = self.venv(f"env-{normalize(pkg.name)}", [*wheels, *testing])
+            env = self.venv(f"env-{normalize(pkg.name)}", wheels)
         except Failed as exc:
             self.problems.append(f"{pkg.name}: installing {names} failed: {exc}")
             return
@@ -170,6 +177,11 @@ class Check:
         say(f"        imports, entry points, declared dependencies: {verdict}")
 
         if self.args.tests != "none":
+            try:
+                self.install_test_requirements(pkg, env, ours)
+            except Failed as exc:
+                self.problems.append(f"{pkg.name}: installing what its tests need failed: {exc}")
+                return
             self.run_tests(pkg, env, env_vars, names)
         say(f"        [{time.monotonic() - started:.1f} s]")
 
@@ -177,6 +189,22 @@ class Check:
         return subprocess.run(
             list(map(str, cmd)), cwd=self.tmp, env=env, capture_output=True, text=True, check=False
         )
+
+    def install_test_requirements(self, pkg: Package, env: Path, ours: dict[str, Path]) -> None:
+        """After the checks above: the test runner and the plugin's ``test`` dependency group,
+        our own packages in it from our wheels (they are on no package index)."""
+        wanted: list[str | Path] = [*self.args.test_deps]
+        for requirement in pkg.test_requirements:
+            name = requirement_name(requirement)
+            if name in ours:
+                wanted.append(ours[name])
+            elif name.startswith("mqttq"):
+                raise Failed(f"its tests need {name}: check that package too")
+            else:
+                wanted.append(requirement)
+        self.uv_run("pip", "install", "--quiet", "--python", env / "bin" / "python", *wanted)
+        if pkg.test_requirements:
+            say(f"        for its tests, its test group: {', '.join(pkg.test_requirements)}")
 
     def run_tests(self, pkg: Package, env: Path, env_vars: dict[str, str], wheels: str) -> None:
         """The plugin's tests, run from an empty directory outside the checkout with the guard

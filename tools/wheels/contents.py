@@ -41,6 +41,8 @@ class Package:
     #: the wheel's package directories in the source tree (``src/mqttq_redis``)
     sources: tuple[str, ...]
     entry_points: dict[str, dict[str, str]]
+    #: what its tests need beyond the package: the ``test`` dependency group (PEP 735)
+    test_requirements: tuple[str, ...]
 
     @classmethod
     def load(cls, root: Path) -> Package:
@@ -60,6 +62,9 @@ class Package:
             license_files=tuple(project.get("license-files", ())),
             sources=tuple(packages),
             entry_points=groups,
+            test_requirements=tuple(
+                r for r in data.get("dependency-groups", {}).get("test", []) if isinstance(r, str)
+            ),
         )
 
     @property
@@ -83,11 +88,16 @@ def metadata(wheel: Path) -> Message:
         return email.parser.Parser().parsestr(zf.read(name).decode())
 
 
+def requirement_name(requirement: str) -> str:
+    """The normalized distribution name of a requirement: ``mqttq>=0.1,<0.2`` -> ``mqttq``."""
+    return normalize(re.split(r"[\s;<>=!~\[(]", requirement, maxsplit=1)[0])
+
+
 def requirement_names(meta: Message, *, extras: bool = True) -> set[str]:
     """Normalized names of the Requires-Dist entries (with ``extras=False``, only those that are
     installed whatever extras are asked for)."""
     return {
-        normalize(re.split(r"[\s;<>=!~\[(]", r, maxsplit=1)[0])
+        requirement_name(r)
         for r in meta.get_all("Requires-Dist", [])
         if extras or not re.search(r"\bextra\s*==", r)
     }
@@ -175,11 +185,7 @@ def _check_metadata(pkg: Package, wheel: Path, meta: Message, classifiers: set[s
         if needed not in declared:
             problems.append(f"{wheel.name}: no {needed!r} classifier")
     if pkg.is_plugin and normalize(pkg.name) != "mqttq":
-        pins = [
-            r
-            for r in meta.get_all("Requires-Dist", [])
-            if normalize(re.split(r"[\s;<>=!~\[(]", r)[0]) == "mqttq"
-        ]
+        pins = [r for r in meta.get_all("Requires-Dist", []) if requirement_name(r) == "mqttq"]
         if not any("<" in p and ">" in p for p in pins):
             problems.append(f"{wheel.name}: requires mqttq without a >=,< range ({pins or 'none'})")
     return problems

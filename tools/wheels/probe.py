@@ -101,20 +101,21 @@ def _import_every_module(paths: list[str], optional: set[str]) -> list[str]:
     problems = []
     modules = [p.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for p in paths]
     modules = [m for m in modules if m.rsplit(".", 1)[-1] != "__main__"]
-    wanting: set[str] = set()
+    wanting: dict[str, str] = {}  # module -> the extra's dependency it lacks
     for name in modules:
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as exc:
             missing = (exc.name or "").split(".")[0]
             if normalize(missing) in optional:
-                wanting.add(missing)
+                wanting[name] = missing
             else:
                 problems.append(f"import {name} failed: {exc}")
         except Exception as exc:
             problems.append(f"import {name} failed: {type(exc).__name__}: {exc}")
-    extras = f", some want an extra's {', '.join(sorted(wanting))}" if wanting else ""
-    print(f"imported {len(modules) - len(problems)} of {len(modules)} modules{extras}")
+    imported = len(modules) - len(problems) - len(wanting)
+    extras = f"; {len(wanting)} need an extra's {', '.join(sorted(set(wanting.values())))}"
+    print(f"imported {imported} of {len(modules)} modules" + (extras if wanting else ""))
     return problems
 
 
