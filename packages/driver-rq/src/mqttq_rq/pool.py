@@ -41,6 +41,8 @@ QUICK = 10.0
 RESTART_FIRST, RESTART_MAX = 0.5, 30.0
 #: seconds between looks at the workers
 TICK = 0.05
+#: longest wait for what a dead worker left behind to exit before a replacement starts
+ORPHAN_WAIT = 10.0
 _PR_SET_CHILD_SUBREAPER, _PR_SET_PDEATHSIG = 36, 1
 
 
@@ -141,6 +143,7 @@ class RqWorkerPool(WorkerPool):
         self.tag = uuid.uuid4().hex[:8]
         self._stopping = 0  # 1: warm, 2: cold
         self._orphans: set[int] = set()
+        self._orphans_until = 0.0  # wait at most this long for orphans before restarting
         self._cold_names: list[str] = []
 
     # -- processes ----------------------------------------------------------------------------
@@ -216,6 +219,7 @@ class RqWorkerPool(WorkerPool):
         """Stop what dead workers left behind (now our children): SIGTERM ends a work-horse at
         once and makes RQ's scheduler release its locks."""
         ours = {s.proc.pid for s in self.slots if s.proc is not None}
+        self._orphans_until = time.monotonic() + ORPHAN_WAIT
         for pid in _children_of(os.getpid()):
             if pid not in ours and pid not in self._orphans:
                 self._orphans.add(pid)
@@ -264,7 +268,8 @@ class RqWorkerPool(WorkerPool):
                     and not slot.done
                     and not self._stopping
                     and now >= slot.next_start
-                ):
+                    and (not self._orphans or now >= self._orphans_until)
+                ):  # after a death, first let its scheduler release RQ's scheduler lock
                     self.start(slot)
             self._reap_orphans()
             if all(s.proc is None for s in self.slots) and (
