@@ -307,10 +307,10 @@ class Store(Bookkeeping):
             reserved = {
                 r[0]: r[1:]
                 for r in conn.execute(
-                    "SELECT queue, count(*), sum(lease_until <= ?1), "
-                    "min(CASE WHEN lease_until <= ?1 THEN available_at END) "
+                    "SELECT queue, count(*), sum(lease_until <= ?), "
+                    "min(CASE WHEN lease_until <= ? THEN available_at END) "
                     "FROM mqttq_jobs WHERE state = 1 GROUP BY queue",
-                    (now,),
+                    (now, now),
                 )
             }
             failed = dict(
