@@ -231,6 +231,44 @@ async def test_instance_options_override_the_class_defaults() -> None:
     assert "queue" not in record.job.kwargs
 
 
+async def test_bulk_queues_a_class_job_as_push_does() -> None:
+    """bulk builds class-job envelopes on a path of its own: the same envelope as push's."""
+    app = make_app(queue={"url": f"memory://{uuid.uuid4().hex}", "default": "fallback"})
+    app.job(Notify)
+
+    @app.job
+    class Plain(mqttq.Job):
+        async def handle(self) -> None: ...
+
+    def jobs() -> list[mqttq.Job]:
+        defaults = Notify()
+        defaults.user_id, defaults.items = 1, [1, "two", None, 3.5, b"\x00"]
+        own = Notify()
+        own.meta = {"k": [1, {"deep": True}]}
+        own.queue, own.max_tries, own.timeout, own.retry_after = "urgent", 7, 1.5, 2
+        backoff = Notify()
+        backoff.backoff = mqttq.Backoff(base=3)
+        return [defaults, own, backoff, Plain()]
+
+    def fields(job: mqttq.Envelope) -> tuple[Any, ...]:
+        return (job.name, job.queue, job.args, job.kwargs, job.max_tries, job.timeout, job.backoff)
+
+    async with app:
+        pushed = [await app.queue.push(job) for job in jobs()]
+        bulked = await app.queue.bulk(jobs())
+        records = [await app.driver.get_job(job_id) for job_id in pushed + bulked]
+    envelopes = [fields(r.job) for r in records if r is not None]
+    assert envelopes[:4] == envelopes[4:]
+    assert [e[1] for e in envelopes[:4]] == ["notifications", "urgent", "notifications", "fallback"]
+    assert envelopes[1][3:] == (
+        {"user_id": None, "message": None, "items": [], "meta": {"k": [1, {"deep": True}]}},
+        7,
+        1.5,
+        mqttq.Backoff(base=2, factor=1, max=2, jitter=0),
+    )
+    assert envelopes[2][6] == mqttq.Backoff(base=3)
+
+
 async def test_a_sync_handle_runs_off_the_event_loop_and_sees_its_job() -> None:
     app = make_app()
     seen: list[Any] = []

@@ -159,32 +159,52 @@ def _simple(value: object) -> bool:
 
 def job_data(job: Job) -> dict[str, Any]:
     """The data of ``job``: its public instance attributes, each checked to be JSON data."""
+    # dispatch's fast path: a plain scalar is taken at a glance, a list or dict of them by
+    # _simple, and only what those doubt is walked by _check (which names what is wrong)
     data: dict[str, Any] = {}
     for key, value in vars(job).items():
         if key[0] == "_" or key in OPTIONS:
             continue
-        if not _simple(value):
+        kind = type(value)
+        if not (
+            kind in _PLAIN or (kind is int and _INT_MIN <= value <= _INT_MAX) or _simple(value)
+        ):
             _check(value, f"{type(job).__name__}.{key}")
         data[key] = value
     return data
 
 
-def job_call(job: Job, name: str, **options: Any) -> Call:
+def own_backoff(job: Job) -> Backoff | None:
+    """The backoff that ``job`` sets on itself (``retry_after`` or ``backoff``), if any."""
+    own = vars(job)
+    if "retry_after" in own:
+        return fixed_backoff(own["retry_after"], f"{type(job).__name__}.retry_after")
+    backoff: Backoff | None = own.get("backoff")
+    return backoff
+
+
+def job_call(
+    job: Job,
+    name: str,
+    *,
+    queue: str | None = None,
+    delay: float | None = None,
+    unique_key: str | None = None,
+    max_tries: int | None = None,
+    timeout: float | None = None,
+) -> Call:
     """The :class:`Call` pushing ``job`` under its registered ``name``. Options given here win
     over the instance's own option attributes (which win over the class's, at the worker)."""
     own = vars(job)
-    backoff = own.get("backoff")
-    if "retry_after" in own:
-        backoff = fixed_backoff(own["retry_after"], f"{type(job).__name__}.retry_after")
     return Call(
         name,
         kwargs=job_data(job),
-        queue=options.get("queue") or own.get("queue"),
-        delay=options.get("delay"),
-        unique_key=options.get("unique_key"),
-        max_tries=options.get("max_tries") or own.get("max_tries"),
-        timeout=options.get("timeout") or own.get("timeout"),
-        backoff=backoff,
+        queue=queue or own.get("queue"),
+        delay=delay,
+        unique_key=unique_key,
+        max_tries=max_tries or own.get("max_tries"),
+        timeout=timeout or own.get("timeout"),
+        backoff=own_backoff(job),
     )
 
 
@@ -220,7 +240,9 @@ def restore(cls: type[Job], data: dict[str, Any], job: Envelope | None) -> Job:
     from ``job``). A key that is not a data attribute of ``cls`` is a :class:`PayloadError`."""
     instance = cls()
     state = instance.__dict__
-    known = _SETTABLE.setdefault(cls, set())
+    known = _SETTABLE.get(cls)
+    if known is None:
+        known = _SETTABLE.setdefault(cls, set())
     if not known.issuperset(data):
         for key in data:
             if key in known:
@@ -241,20 +263,21 @@ def runner_for(cls: type[Job]) -> Callable[..., Any]:
     ``handle()``; a coroutine function when ``handle`` is ``async def``, a plain one otherwise
     (so that runners put it on a thread)."""
 
-    def build(args: tuple[Any, ...], data: dict[str, Any]) -> Job:
-        if args:
-            raise PayloadError(f"{cls.__name__} takes no positional arguments (its data is kwargs)")
-        return restore(cls, data, current_job())
+    positional = f"{cls.__name__} takes no positional arguments (its data is kwargs)"
 
     if inspect.iscoroutinefunction(cls.handle):
 
         async def run_async(*args: Any, **data: Any) -> None:
-            await build(args, data).handle()
+            if args:
+                raise PayloadError(positional)
+            await restore(cls, data, current_job()).handle()
 
         return run_async
 
     def run_sync(*args: Any, **data: Any) -> None:
-        result = build(args, data).handle()
+        if args:
+            raise PayloadError(positional)
+        result = restore(cls, data, current_job()).handle()
         if inspect.isawaitable(result):  # a plain def returning a coroutine
             asyncio.run(_await(result))
 

@@ -264,6 +264,11 @@ class JobRegistry:
             )
         return spec
 
+    def spec_for(self, code: Callable[..., Any]) -> JobSpec:
+        """The spec of a registered function or class; :class:`UnknownJobError` otherwise."""
+        name = self._names.get(code)
+        return self._specs[name] if name is not None else self.get(target_of(code))
+
     def name_for(self, func_or_name: str | Callable[..., Any]) -> str:
         """The registered name for a function or a name, checking it is registered."""
         if isinstance(func_or_name, str):

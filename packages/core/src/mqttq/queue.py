@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from mqttq.classjobs import Job, job_call
+from mqttq.classjobs import Job, job_call, job_data, own_backoff
 from mqttq.errors import JobFinishedError, JobNotFoundError, MqttqError
 from mqttq.interfaces import Capability, require
 from mqttq.models import Call, Envelope, JobEvent, QueueStats
@@ -127,6 +127,14 @@ class Queue(Producer):
         now = time.time()
         return await self.push_jobs([self.make_job(c, now=now) for c in calls])
 
+    async def bulk(self, jobs: Iterable[Call | Job]) -> list[str]:
+        now = time.time()
+        envelopes = [
+            self.make_job(j, now=now) if isinstance(j, Call) else self._envelope_of(j, now)
+            for j in jobs
+        ]
+        return await self.push_jobs(envelopes)
+
     def make_job(self, call: Call, *, now: float | None = None) -> Envelope:
         """The job envelope for a :class:`Call`; raises ``UnknownJobError`` for unknown names."""
         spec = self._app.jobs.get(call.name)
@@ -142,6 +150,24 @@ class Queue(Producer):
             enqueued_at=now,
             available_at=now + call.delay if call.delay else now,
             unique_key=call.unique_key,
+        )
+
+    def _envelope_of(self, job: Job | JobRef, now: float) -> Envelope:
+        # bulk's fast path for a class job: its envelope straight from its attributes, as
+        # make_job(self.call(job)) builds it but without the Call (and its copy of the data)
+        if not isinstance(job, Job):
+            return self.make_job(self.call(job), now=now)
+        spec = self._app.jobs.spec_for(type(job))
+        own = vars(job)  # options set on the instance
+        return Envelope(
+            name=spec.name,
+            queue=own.get("queue") or spec.queue or self._app.config.queue.default,
+            kwargs=job_data(job),
+            max_tries=own.get("max_tries"),
+            timeout=own.get("timeout"),
+            backoff=own_backoff(job),
+            enqueued_at=now,
+            available_at=now,
         )
 
     async def push_jobs(self, jobs: Sequence[Envelope]) -> list[str]:
