@@ -15,14 +15,15 @@ import redis
 from rq_helpers import rq_url
 from rq_testjobs import records
 
-from mqttq.config import MqttConfig
+import mqttq
+from mqttq.plugin import App, MqttConfig
 from mqttq.testing import WorkerEnv, eventually
 from mqttq.testing.services import Mosquitto, RedisServer
-from mqttq.transports.mqtt import MqttTransport
 
 
 async def publish(url: str, n: int) -> None:
-    async with MqttTransport(MqttConfig(url=url, client_id="rq-e2e-publisher")) as pub:
+    config = mqttq.Config(mqtt=MqttConfig(url=url, client_id="rq-e2e-publisher"))
+    async with App(config).make_transport() as pub:
         for start in range(0, n, 100):
             await asyncio.gather(
                 *(

@@ -15,8 +15,7 @@ import pytest
 import redis
 from rq.serializers import JSONSerializer
 
-from mqttq.errors import ConfigError, DriverUnavailable
-from mqttq.models import Envelope
+from mqttq.plugin import ConfigError, DriverUnavailable, Envelope
 from mqttq.testing import PluginPackageSuite, make_job, unique_name
 from mqttq.testing.services import RedisServer
 from mqttq_rq import ENTRY

@@ -30,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mqttq").setLevel(logging.INFO)
 
     from mqttq.plugin import MqttqError
-    from mqttq_rq import _core, _url
+    from mqttq_rq import _app, _url
     from mqttq_rq.worker import run_worker
 
     try:
-        app = _core.current_app()
+        app = _app.current_app()
         settings = _url.parse(app.config.queue.url, {"failed_ttl": app.config.queue.failed_ttl})
     except MqttqError as exc:
         print(f"mqttq-rq: {exc}", file=sys.stderr, flush=True)

@@ -18,7 +18,15 @@ import attrs
 from rq.job import get_current_job
 from rq.timeouts import JobTimeoutException
 
-from mqttq_rq import _core
+from mqttq.plugin import (
+    PoisonError,
+    job_context,
+    poison_error,
+    poison_message,
+    redecode,
+    restore_kwargs,
+)
+from mqttq_rq import _app
 from mqttq_rq.job import META, RefusedJobError, envelope_of, mqttq_meta
 
 log = logging.getLogger("mqttq.rq")
@@ -28,7 +36,7 @@ def run(envelope: Any) -> None:
     """Run the mqttq job ``envelope`` (the RQ job's one argument). Returns nothing: results are
     not kept, as in mqttq."""
     rq_job = get_current_job()
-    app = _core.current_app()
+    app = _app.current_app()
     job = getattr(rq_job, "mqttq_envelope", None) or envelope_of(envelope)
     if job.name not in app.jobs:
         _final(rq_job)
@@ -36,33 +44,31 @@ def run(envelope: Any) -> None:
         failed(rq_job, job, None, error, tb="")
         raise RefusedJobError(error)
     spec = app.jobs.get(job.name)
-    message = _core.poison_message(job)
+    message = poison_message(job)
     if message is not None:
         try:
-            job = _core.redecode(job)
-        except _core.PoisonError as exc:
+            job = redecode(job)
+        except PoisonError as exc:
             _final(rq_job)
-            error = _core.poison_error(exc.reason, message["topic"])
+            error = poison_error(exc.reason, message["topic"])
             failed(rq_job, job, None, error, tb="")
             raise RefusedJobError(error) from None
     meta = mqttq_meta(rq_job) if rq_job is not None else {}
     job = attrs.evolve(job, attempts=int(meta.get("attempts", 1)))
-    _core.open_app(app)  # for mqttq.dispatch() from inside the job
-    token = _core.CURRENT.set((app.queue, job))
-    try:
-        result = spec.func(*job.args, **_core.restore_kwargs(job.kwargs))
-        if asyncio.iscoroutine(result):
-            asyncio.run(result)
-    except JobTimeoutException as exc:
-        timeout = rq_job.timeout if rq_job is not None else None
-        error = f"JobTimeoutError: job {job.name} timed out after {timeout}s"
-        failed(rq_job, job, spec, error, exc=exc)
-        raise
-    except Exception as exc:
-        failed(rq_job, job, spec, f"{type(exc).__name__}: {exc}", exc=exc)
-        raise
-    finally:
-        _core.CURRENT.reset(token)
+    _app.open_app(app)  # for mqttq.dispatch() from inside the job
+    with job_context(app.queue, job):  # on_failure too may dispatch
+        try:
+            result = spec.func(*job.args, **restore_kwargs(job.kwargs))
+            if asyncio.iscoroutine(result):
+                asyncio.run(result)
+        except JobTimeoutException as exc:
+            timeout = rq_job.timeout if rq_job is not None else None
+            error = f"JobTimeoutError: job {job.name} timed out after {timeout}s"
+            failed(rq_job, job, spec, error, exc=exc)
+            raise
+        except Exception as exc:
+            failed(rq_job, job, spec, f"{type(exc).__name__}: {exc}", exc=exc)
+            raise
 
 
 def _unknown(app: Any, name: str) -> Exception:

@@ -175,10 +175,10 @@ class RqWorkerPool(WorkerPool):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, signal.SIG_DFL)
             die_with(parent)
-            from mqttq_rq import _core
+            from mqttq_rq import _app
             from mqttq_rq.worker import run_worker
 
-            _core.set_app(self.app)
+            _app.set_app(self.app)
             code = run_worker(
                 self.settings,
                 self.queues,

@@ -30,8 +30,8 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 from rq.utils import utcformat
 
-from mqttq.plugin import Envelope
-from mqttq_rq import _core, entry
+from mqttq.plugin import Envelope, PoisonError, poison_error, poison_message, redecode, retry_delay
+from mqttq_rq import _app, entry
 from mqttq_rq.job import META, Job, Queue, envelope_of, mqttq_meta, vet
 
 log = logging.getLogger("mqttq.rq")
@@ -56,12 +56,12 @@ def check(app: Any, job: Any) -> tuple[str | None, Envelope | None]:
         return problem, None
     if envelope.name not in app.jobs:
         return str(entry._unknown(app, envelope.name)), envelope
-    message = _core.poison_message(envelope)
+    message = poison_message(envelope)
     if message is not None:
         try:
-            _core.redecode(envelope)
-        except _core.PoisonError as exc:
-            return _core.poison_error(exc.reason, message["topic"]), envelope
+            redecode(envelope)
+        except PoisonError as exc:
+            return poison_error(exc.reason, message["topic"]), envelope
     return None, envelope
 
 
@@ -78,7 +78,7 @@ def policy_mapping(app: Any, job: Any, envelope: Envelope) -> dict[str, Any]:
     if not meta.get("policy"):  # the first run (or the first after `mqttq failed retry`)
         if max_tries > 1:
             backoff = envelope.backoff or spec.backoff
-            intervals: list[Any] = [_core.retry_delay(backoff, n) for n in range(1, max_tries)]
+            intervals: list[Any] = [retry_delay(backoff, n) for n in range(1, max_tries)]
             retry = Retry(max=max_tries - 1, interval=intervals)
             job.retries_left, job.retry_intervals = retry.max, retry.intervals
             mapping["retries_left"] = retry.max
@@ -139,14 +139,14 @@ class _Mqttq:
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         # load the configured jobs now, and open the app (no I/O): forked work-horses inherit it
-        _core.open_app(_core.current_app())
+        _app.open_app(_app.current_app())
         # keep the garbage collector of each work-horse off everything loaded so far: it would
         # otherwise write to (and so copy) every inherited page of the worker's heap
         gc.freeze()
         super().bootstrap(*args, **kwargs)  # type: ignore[misc]
 
     def execute_job(self, job: Any, queue: Any) -> None:
-        app = _core.current_app()
+        app = _app.current_app()
         problem, envelope = check(app, job)
         if problem is not None:
             log.warning("refused RQ job %s from queue %s: %s", job.id, queue.name, problem)
@@ -179,7 +179,7 @@ class _Mqttq:
 def _record_failure(job: Any, error: str) -> None:
     """mqttq's error on a job that failed outside the entry point; ``on_failure`` if final."""
     try:
-        app = _core.current_app()
+        app = _app.current_app()
         envelope = envelope_of(job.args[0])
         spec = app.jobs.get(envelope.name) if envelope.name in app.jobs else None
     except Exception:
