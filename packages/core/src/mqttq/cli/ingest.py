@@ -65,6 +65,9 @@ def run(
     SIGTERM/SIGINT: stop reading, queue and acknowledge what was received, let running jobs
     finish (worker.shutdown_grace), exit 0. A second signal stops the jobs at once (they are
     released to the queue, not lost).
+
+    With a push-only queue (rq+redis://) its driver's workers run the jobs: worker.count of them,
+    supervised beside the listener as `mqttq worker` runs them.
     """
     from mqttq.run import serve
 
