@@ -52,6 +52,14 @@ def reading(message: Message, device_id: str) -> None:
 
 
 @job
+def slow_reading(message: Message, device_id: str) -> None:
+    """A route job that takes 2 s."""
+    record("start", key=device_id)
+    time.sleep(2.0)
+    record("end", key=device_id)
+
+
+@job
 def sleepy(key: str, seconds: float = 0.0) -> None:
     record("start", key=key)
     time.sleep(seconds)

@@ -4,10 +4,12 @@ running supervised RQ workers, each test on a redis-server and a broker of its o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -33,10 +35,12 @@ async def publish(url: str, n: int) -> None:
             )
 
 
-def ingest_env(tmp_path: Path, redis_server: RedisServer, mosquitto: Mosquitto) -> WorkerEnv:
+def ingest_env(
+    tmp_path: Path, redis_server: RedisServer, mosquitto: Mosquitto, job: str = "reading"
+) -> WorkerEnv:
     env = WorkerEnv(tmp_path, rq_url(redis_server), lease=10)
     env.write_config(
-        extra=f"""register = ["rq_testjobs:reading"]
+        extra=f"""register = ["rq_testjobs:{job}"]
 
 [mqtt]
 url = "{mosquitto.url}"
@@ -44,7 +48,7 @@ client_id = "rq-e2e-listener"
 
 [[routes]]
 topic = "e2e/{{device_id}}/reading"
-job = "rq_testjobs:reading"
+job = "rq_testjobs:{job}"
 queue = "readings"
 payload = "json"
 """
@@ -76,6 +80,25 @@ def rq_info(redis_server: RedisServer) -> str:
 
 def _log(proc: subprocess.Popen[str]) -> str:
     return proc.log_path.read_text()  # type: ignore[attr-defined]
+
+
+def _stat(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
+    except OSError:
+        return []
+
+
+def parent_of(pid: int) -> int:
+    """The parent of running process ``pid`` (0 when it is gone)."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields else 0
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != b"Z"
 
 
 async def test_mqtt_to_rq_workers_in_the_route_queue(
@@ -155,24 +178,110 @@ async def test_a_thousand_messages_each_processed_once_while_rq_info_shows_them(
     assert (final.ready, final.delayed, final.reserved, final.failed) == (0, 0, 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: `mqttq run` builds mqttq's own worker, which needs Capability.CLAIM; it does "
-    "not run the worker pool of a push-only driver (use `mqttq listen` + `mqttq worker`)",
-)
-async def test_mqttq_run_with_an_rq_queue(
+@pytest.mark.slow
+async def test_mqttq_run_processes_a_thousand_messages_once_while_rq_info_shows_them(
     mosquitto: Mosquitto, own_redis: RedisServer, tmp_path: Path
 ) -> None:
+    """``mqttq run`` on an RQ queue: the listener and ``[worker] count`` (2) supervised RQ
+    workers on the route's queue, in one process tree. 1,000 messages: every one processed
+    exactly once; meanwhile ``rq info`` shows the queue and both workers. SIGTERM: exit 0, the
+    workers gone."""
     env = ingest_env(tmp_path, own_redis, mosquitto)
     record = Path(tmp_path / "runs.jsonl")
-    with env.start("run", RQ_TEST_RECORD=str(record)) as proc:
+    with env.start("run", RQ_TEST_RECORD=str(record), MQTTQ_WORKER_COUNT="2") as proc:
         await eventually(
             lambda: "listening: " in _log(proc) or proc.poll() is not None,
             timeout=30,
             what="the listener to subscribe",
         )
+        await eventually(
+            lambda: _log(proc).count("*** Listening on") >= 2 or proc.poll() is not None,
+            timeout=30,
+            what="two RQ workers",
+        )
         assert proc.poll() is None, _log(proc)
-        await publish(mosquitto.url, 100)
-        await eventually(lambda: len(records(record)) >= 100, timeout=60, what="100 runs")
+        names = {w.id for w in await asyncio.to_thread(env.workers)}
+        assert len(names) == 2
+        publishing = asyncio.create_task(publish(mosquitto.url, 1000))
+        await eventually(lambda: len(records(record)) >= 50, timeout=60, what="the first runs")
+        during = await asyncio.to_thread(rq_info, own_redis)
+        await publishing
+        await eventually(lambda: len(records(record)) >= 1000, timeout=240, what="1,000 runs")
+        rq_workers = {r["ppid"] for r in records(record)}  # each job's work-horse's parent
+        assert len(rq_workers) == 2, rq_workers
+        [pool] = {parent_of(pid) for pid in rq_workers}
+        assert parent_of(pool) == proc.pid, "not one process tree"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, _log(proc)
+        assert proc.wait(60) == 0, _log(proc)
+    assert "readings" in during, during
+    assert all(name in during for name in names), during
+    assert "2 workers" in during, during
+    runs = records(record)
+    assert sorted(r["payload"]["i"] for r in runs) == list(range(1000)), "lost or repeated"
+    final = (await asyncio.to_thread(env.stats))["readings"]
+    assert (final.ready, final.delayed, final.reserved, final.failed) == (0, 0, 0, 0)
+    assert await asyncio.to_thread(env.workers) == []
+    assert not any(alive(pid) for pid in rq_workers), "an RQ worker outlived mqttq run"
+    assert "Traceback" not in _log(proc)
+
+
+async def start_run(env: WorkerEnv, stack: contextlib.ExitStack, **extra: str) -> Any:
+    """``mqttq run`` on ``env``, once its listener subscribed and its RQ workers listen."""
+    proc = stack.enter_context(env.start("run", **extra))
+    await eventually(
+        lambda: (
+            ("listening: " in _log(proc) and "*** Listening on" in _log(proc))
+            or proc.poll() is not None
+        ),
+        timeout=30,
+        what="the listener and the RQ worker",
+    )
+    assert proc.poll() is None, _log(proc)
+    return proc
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["warm", "cold"])
+async def test_mqttq_run_stops_the_listener_then_the_rq_workers(
+    mosquitto: Mosquitto, own_redis: RedisServer, tmp_path: Path, signals: int
+) -> None:
+    """SIGTERM to ``mqttq run`` during a 2 s job: the listener stops first, then the RQ worker
+    finishes the job (warm stop), exit 0. A second SIGTERM stops the worker at once: the job goes
+    back to its queue with its attempt given back, exit 0."""
+    env = ingest_env(tmp_path, own_redis, mosquitto, job="slow_reading")
+    record = Path(tmp_path / "runs.jsonl")
+    with contextlib.ExitStack() as stack:
+        proc = await start_run(env, stack, RQ_TEST_RECORD=str(record))
+        await publish(mosquitto.url, 1)
+        [started] = await eventually(lambda: records(record), timeout=60, what="the job to start")
+        proc.send_signal(signal.SIGTERM)
+        await eventually(
+            lambda: "rq workers finish their current job" in _log(proc),
+            timeout=30,
+            what="the warm stop",
+        )
+        if signals == 2:
+            proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, _log(proc)
+    log = _log(proc)
+    assert log.index("listener stopped") < log.index("rq workers finish their current job")
+    ended = [r for r in records(record) if r["event"] == "end"]
+    if signals == 1:
+        assert len(ended) == 1, log
+        assert "Traceback" not in log
+    else:
+        assert ended == [], log
+        shown = env.json("jobs", "show", started["rq_id"])
+        assert (shown["state"], shown["attempts"]) == ("ready", 0)
+
+
+@pytest.mark.parametrize("option", ["--concurrency=2", "--runner=asyncio"])
+def test_mqttq_run_refuses_the_options_of_mqttqs_own_worker(
+    own_redis: RedisServer, mosquitto: Mosquitto, tmp_path: Path, option: str
+) -> None:
+    env = ingest_env(tmp_path, own_redis, mosquitto)
+    result = env.run("run", option)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "mqttq: concurrency and runner are for mqttq's own worker; this queue's jobs run in its "
+        "driver's workers, one job at a time each: set [worker] count instead"
+    ]

@@ -1,4 +1,5 @@
-"""``RqWorkerPool``: what ``mqttq worker`` runs for an ``rq+redis://`` queue.
+"""``RqWorkerPool``: what ``mqttq worker`` runs for an ``rq+redis://`` queue (and ``mqttq run``,
+in a child process beside the listener).
 
 It forks ``count`` RQ worker processes (:class:`mqttq_rq.worker.Worker`, or ``SimpleWorker`` with
 ``--simple``; forked from this process, so they start with the app and its jobs already loaded)
