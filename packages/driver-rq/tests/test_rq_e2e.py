@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
-from rq_helpers import rq_url
+from rq_helpers import alive, parent_of, rq_url
 from rq_testjobs import records
 
 import mqttq
@@ -80,25 +80,6 @@ def rq_info(redis_server: RedisServer) -> str:
 
 def _log(proc: subprocess.Popen[str]) -> str:
     return proc.log_path.read_text()  # type: ignore[attr-defined]
-
-
-def _stat(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()
-    except OSError:
-        return []
-
-
-def parent_of(pid: int) -> int:
-    """The parent of running process ``pid`` (0 when it is gone)."""
-    fields = _stat(pid)
-    return int(fields[1]) if fields else 0
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie does not)."""
-    fields = _stat(pid)
-    return bool(fields) and fields[0] != b"Z"
 
 
 async def test_mqtt_to_rq_workers_in_the_route_queue(
