@@ -170,6 +170,7 @@ async def test_kill_9_mid_burst_loses_nothing_with_manual_acks(
     if safe:
         assert not missing, f"{len(missing)} messages lost"
         assert duplicates <= WINDOW
-    else:  # the control: acked on receipt, what the dead listener held is gone
+    else:  # the control: acked on receipt, what the dead listener held is gone (how much
+        # depends on what the broker had sent on by then, not only on the window)
         assert missing, "nothing lost: the scenario did not test anything"
-        assert len(missing) <= WINDOW  # the window bounds what a crash can take
+        assert min(missing) >= 500, "lost what was pushed before the hang"
