@@ -42,6 +42,7 @@ from mqttq.routing import (
     poison_job,
     retained_identity,
 )
+from mqttq.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from mqttq.app import App
@@ -327,9 +328,7 @@ class Listener:
             with contextlib.suppress(TimeoutError):
                 grace = self.app.config.worker.shutdown_grace
                 await asyncio.wait_for(self._inline.join(), grace)
-        lane.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lane
+        await cancel_and_wait([lane])
         if not self._inline.empty():
             log.warning(
                 "%d sync message(s) left unacked: the broker delivers them again",

@@ -32,6 +32,7 @@ from mqttq.devices.models import Command, CommandEvent, CommandState, Reply
 from mqttq.devices.store import CommandStore, StoredCommand
 from mqttq.errors import ConfigError, MqttqError, NotConnectedError, TransportError
 from mqttq.interfaces import Delivery, Subscription, Transport
+from mqttq.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from mqttq.app import App
@@ -290,9 +291,7 @@ class DeviceClient:
             lane.wake()
         with contextlib.suppress(Exception):
             await self._flush_writes()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         await self.transport.aclose()
         await self.store.aclose()
 

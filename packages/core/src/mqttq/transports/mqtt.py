@@ -37,6 +37,7 @@ from mqttq.config import MqttConfig
 from mqttq.errors import ConfigError, NotConnectedError, TransportError
 from mqttq.interfaces import Delivery, Subscription, Transport, Will
 from mqttq.retry import RetryPolicy
+from mqttq.tasks import cancel_and_wait
 from mqttq.transports._client import ClosedBeforeConnack, ConnectionDropped, PahoClient
 
 log = logging.getLogger("mqttq.transport")
@@ -422,9 +423,7 @@ class MqttTransport(Transport):
             client.force_close()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
 
     async def _flush(self, client: PahoClient) -> None:
         """A round trip the broker answers only after handling every packet we sent before it.

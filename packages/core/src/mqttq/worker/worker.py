@@ -47,6 +47,7 @@ from mqttq.interfaces import Capability, require
 from mqttq.models import Envelope, JobEvent, WorkerInfo
 from mqttq.retry import Outage, RetryPolicy, Stopped, retry
 from mqttq.schedules import Scheduler, check_schedules
+from mqttq.tasks import cancel_and_wait
 from mqttq.worker.executor import Executor
 
 log = logging.getLogger("mqttq.worker")
@@ -397,8 +398,7 @@ class Worker:
             task.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait({acker}, timeout=ACK_FLUSH_GRACE)
-        acker.cancel()
-        await asyncio.gather(acker, *others, return_exceptions=True)
+        await cancel_and_wait(self._background)
         if self._pending_acks:
             log.warning(
                 "%d finished job(s) could not be acked: they run again after their lease",
