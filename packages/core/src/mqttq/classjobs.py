@@ -152,7 +152,10 @@ def _simple(value: object) -> bool:
         return False
     for item in items:
         inner = type(item)
-        if inner not in _PLAIN and not (inner is int and _INT_MIN <= item <= _INT_MAX):
+        if inner is int:
+            if not _INT_MIN <= item <= _INT_MAX:
+                return False
+        elif inner not in _PLAIN:
             return False
     return True
 

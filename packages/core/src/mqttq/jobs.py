@@ -264,10 +264,10 @@ class JobRegistry:
             )
         return spec
 
-    def spec_for(self, code: Callable[..., Any]) -> JobSpec:
-        """The spec of a registered function or class; :class:`UnknownJobError` otherwise."""
+    def spec_for(self, code: object) -> JobSpec | None:
+        """The spec registered for this very function or class, or ``None``."""
         name = self._names.get(code)
-        return self._specs[name] if name is not None else self.get(target_of(code))
+        return None if name is None else self._specs[name]
 
     def name_for(self, func_or_name: str | Callable[..., Any]) -> str:
         """The registered name for a function or a name, checking it is registered."""

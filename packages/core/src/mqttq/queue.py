@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from mqttq.classjobs import Job, job_call, job_data, own_backoff
+from mqttq.classjobs import OPTIONS, Job, job_call, job_data
 from mqttq.errors import JobFinishedError, JobNotFoundError, MqttqError
 from mqttq.interfaces import Capability, require
 from mqttq.models import Call, Envelope, JobEvent, QueueStats
@@ -152,20 +152,17 @@ class Queue(Producer):
             unique_key=call.unique_key,
         )
 
-    def _envelope_of(self, job: Job | JobRef, now: float) -> Envelope:
-        # bulk's fast path for a class job: its envelope straight from its attributes, as
-        # make_job(self.call(job)) builds it but without the Call (and its copy of the data)
-        if not isinstance(job, Job):
-            return self.make_job(self.call(job), now=now)
+    def _envelope_of(self, job: Job, now: float) -> Envelope:
+        # bulk's fast path: an instance of a registered class job that sets no options on itself
+        # (the usual case) goes straight from its attributes to its envelope, without the Call
+        # (and its copy of the data) that push builds; anything else takes push's path
         spec = self._app.jobs.spec_for(type(job))
-        own = vars(job)  # options set on the instance
+        if spec is None or not OPTIONS.isdisjoint(vars(job)):
+            return self.make_job(self.call(job), now=now)
         return Envelope(
             name=spec.name,
-            queue=own.get("queue") or spec.queue or self._app.config.queue.default,
+            queue=spec.queue or self._app.config.queue.default,
             kwargs=job_data(job),
-            max_tries=own.get("max_tries"),
-            timeout=own.get("timeout"),
-            backoff=own_backoff(job),
             enqueued_at=now,
             available_at=now,
         )
