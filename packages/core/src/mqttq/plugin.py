@@ -59,6 +59,7 @@ from mqttq.errors import (
 from mqttq.hookspecs import hookimpl
 from mqttq.interfaces import (
     AsyncResource,
+    CancelOutcome,
     Capability,
     Delivery,
     JobRunner,
@@ -91,6 +92,7 @@ __all__ = [
     "App",
     "AsyncResource",
     "Backoff",
+    "CancelOutcome",
     "Capability",
     "Command",
     "CommandState",

@@ -28,8 +28,8 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from mqttq.interfaces import CancelOutcome
 from mqttq.plugin import (
+    CancelOutcome,
     Capability,
     DriverError,
     Envelope,

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
-from mqttq.interfaces import CancelOutcome
 from mqttq.plugin import (
+    CancelOutcome,
     DriverError,
     Envelope,
     JobRecord,

@@ -23,8 +23,8 @@ from typing import Any, Self, TypeVar
 
 import attrs
 
-from mqttq.interfaces import CancelOutcome
 from mqttq.plugin import (
+    CancelOutcome,
     Capability,
     Envelope,
     FailedJob,

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqttq.errors import QueueNotFoundError
-from mqttq.plugin import DriverError, DriverUnavailable
+from mqttq.plugin import DriverError, DriverUnavailable, QueueNotFoundError
 
 if TYPE_CHECKING:
     import sqlite3
