@@ -1,15 +1,18 @@
 """``RqQueueDriver``: mqttq's queue API on RQ's data in Redis (push-only: RQ's workers run jobs).
 
 A pushed job becomes an RQ job in the RQ queue named by ``Envelope.queue``: function
-:data:`mqttq_rq.ENTRY`, one argument (the envelope as plain JSON), RQ's JSON serializer. A batch is
-written in one MULTI/EXEC pipeline (``Queue.enqueue_many`` for ready jobs, RQ's scheduled-job
-registry for delayed ones); a unique key becomes a deterministic RQ job id. ``stats``, ``get_job``
-and the failed registry read RQ's own registries. All redis-py calls run on a small thread pool.
+:data:`mqttq_rq.ENTRY`, one argument (the envelope as plain JSON), RQ's JSON serializer. A push is
+one Lua script run through a redis.asyncio client (one round trip, atomic: every job of the batch
+or none), which writes exactly what RQ's enqueue writes (the queue's list for ready jobs, RQ's
+scheduled-job registry for delayed ones; see :mod:`mqttq_rq._push`); a unique key becomes a
+deterministic RQ job id. ``stats``, ``get_job`` and the failed registry read RQ's own registries;
+those redis-py calls run on a small thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -27,7 +30,6 @@ import redis
 from redis import exceptions as rx
 from rq.job import JobStatus
 from rq.registry import (
-    CanceledJobRegistry,
     FailedJobRegistry,
     FinishedJobRegistry,
     ScheduledJobRegistry,
@@ -51,17 +53,12 @@ from mqttq.plugin import (
     dumps,
     loads,
 )
-from mqttq_rq import ENTRY, _url
+from mqttq_rq import ENTRY, _push, _url
 from mqttq_rq._errors import RqDriverError, translate
 from mqttq_rq.job import META, Queue, envelope_of, plain
 
 T = TypeVar("T")
 
-#: RQ job statuses of a job that is still to run (its id, or unique key, is taken)
-LIVE = frozenset(
-    s.encode()
-    for s in ("queued", "scheduled", "started", "deferred", "ready_to_enqueue", "rate_limited")
-)
 _ID = re.compile(r"[A-Za-z0-9_-]+")
 #: mqttq's own keys beside RQ's: the heartbeats of ``worker_heartbeat`` (not RQ workers)
 HEARTBEATS, HEARTBEAT_EXPIRY = "mqttq-rq:workers", "mqttq-rq:workers:expiry"
@@ -180,6 +177,8 @@ class RqQueueDriver(QueueDriver):
         self._redis: redis.Redis | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._queues: dict[str, Queue] = {}
+        self._clients: _push.LoopClients | None = None  #: push's redis.asyncio clients
+        self._writer: _push.Writer | None = None
 
     @classmethod
     def from_url(cls, url: str, /, **options: Any) -> Self:
@@ -193,6 +192,9 @@ class RqQueueDriver(QueueDriver):
         if self._redis is None:
             self._redis = self.connect(self.settings)
             self._pool = ThreadPoolExecutor(4, thread_name_prefix="mqttq-rq")
+            self._clients = _push.LoopClients(
+                self.settings.redis_url, socket_connect_timeout=5.0, socket_timeout=30.0
+            )
 
     @staticmethod
     def connect(settings: _url.Settings) -> redis.Redis:
@@ -202,6 +204,10 @@ class RqQueueDriver(QueueDriver):
         )
 
     async def aclose(self) -> None:
+        clients, self._clients = self._clients, None
+        if clients is not None:
+            with contextlib.suppress(rx.RedisError, OSError):
+                await clients.aclose()
         client, self._redis = self._redis, None
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -253,7 +259,37 @@ class RqQueueDriver(QueueDriver):
     async def push(self, jobs: Sequence[Envelope]) -> list[str]:
         if not jobs:
             return []
-        return await self._run(self._push, list(jobs))
+        client = self.client  # DriverError when not open
+        assert self._clients is not None
+        try:
+            ids, planned = self._plan(list(jobs))
+            if self._writer is None:
+                self._writer = _push.Writer(
+                    client,
+                    result_ttl=self.settings.result_ttl,
+                    failure_ttl=math.ceil(self.settings.failed_ttl),
+                )
+            args = self._writer.args(planned, time.time())
+        except MqttqError:
+            raise
+        except Exception as exc:  # a value RQ's JSON serializer or Redis cannot take
+            raise RqDriverError(f"cannot store the jobs on {self.url}: {exc}") from exc
+        try:
+            loop_client = await self._clients.get()
+            if loop_client is None:  # this loop's first push: the pool's connections
+                refused = await self._run(_push.run_blocking, args)
+            else:
+                refused = await _push.run(loop_client, args)
+        except (rx.RedisError, OSError) as exc:
+            raise translate(exc, self.url) from exc
+        except (TypeError, ValueError) as exc:  # an option redis.asyncio does not take
+            raise RqDriverError(f"cannot connect to Redis at {self.url}: {exc}") from exc
+        if refused:
+            raise RqDriverError(
+                f"job id {planned[refused - 1][0].id!r} is already queued, scheduled or "
+                "running: nothing stored"
+            )
+        return ids
 
     def _plan(self, jobs: list[Envelope]) -> tuple[list[str], list[tuple[Envelope, bool]]]:
         """The ids push returns and the jobs to store (with whether each has a unique key)."""
@@ -280,65 +316,6 @@ class RqQueueDriver(QueueDriver):
             planned.append((job, key is not None))
             ids.append(job.id)
         return ids, planned
-
-    def _push(self, client: Any, jobs: list[Envelope]) -> list[str]:
-        ids, planned = self._plan(jobs)
-        keyed = [Queue.job_class.key_for(j.id) for j, unique in planned if unique]
-        with client.pipeline(transaction=True) as pipe:
-            for _ in range(50):
-                try:
-                    if keyed:  # a concurrent push of the same unique key aborts one of the two
-                        pipe.watch(*keyed)
-                    self._write(client, pipe, planned)
-                    return ids
-                except rx.WatchError:
-                    continue
-        raise RqDriverError(f"push to {self.url} kept conflicting with other producers")
-
-    def _write(self, client: Any, pipe: Any, planned: list[tuple[Envelope, bool]]) -> None:
-        job_key = Queue.job_class.key_for
-        keys = [job_key(job.id) for job, _ in planned]
-        found: list[Any] = [(None, None)] * len(planned)
-        if client.exists(*keys):  # usually none: fresh ids; else look at each
-            with client.pipeline(transaction=False) as look:
-                for key in keys:
-                    look.hmget(key, "status", "origin")
-                found = look.execute()
-        store: list[Envelope] = []
-        stale: list[tuple[str, str]] = []
-        for (job, unique), (status, origin) in zip(planned, found, strict=True):
-            if status in LIVE:
-                if unique:
-                    continue  # the live job holds the key: its id is returned
-                raise RqDriverError(
-                    f"job id {job.id!r} is already queued, scheduled or running: nothing stored"
-                )
-            if status is not None or origin is not None:
-                stale.append((job.id, (origin or b"").decode("utf-8", "replace")))
-            store.append(job)
-        pipe.multi()
-        for job_id, origin in stale:  # a finished or failed job of the same id: replaced
-            pipe.delete(job_key(job_id), _results_key(job_id))
-            for cls in (FailedJobRegistry, FinishedJobRegistry, CanceledJobRegistry):
-                pipe.zrem(_reg(cls, origin), job_id)
-        now = time.time()
-        ready: dict[str, list[Any]] = {}
-        for job in store:
-            q = self.queue(client, job.queue)
-            options = self._job_options(job)
-            if job.available_at > now:
-                rq_job = q.create_job(
-                    ENTRY, args=[plain(job)], status=JobStatus.SCHEDULED, **options
-                )
-                at = datetime.fromtimestamp(job.available_at, UTC)
-                q.schedule_job(rq_job, at, pipeline=pipe)
-            else:
-                ready.setdefault(job.queue, []).append(
-                    Queue.prepare_data(ENTRY, args=[plain(job)], **options)
-                )
-        for name, datas in ready.items():
-            self.queue(client, name).enqueue_many(datas, pipeline=pipe)
-        pipe.execute()
 
     def _job_options(self, job: Envelope) -> dict[str, Any]:
         return {
