@@ -11,7 +11,7 @@ or ``rq.SimpleWorker`` processes). Both run the same function, which appends ``i
 to a file.
 
 Figures: (a) enqueue N one call at a time (``app.queue.push`` / ``Queue.enqueue``); (b) enqueue N
-in one bulk call (``app.queue.bulk``, one MULTI/EXEC pipeline through ``Queue.enqueue_many`` /
+in one bulk call (``app.queue.bulk``, one Lua script writing what ``Queue.enqueue_many`` writes /
 RQ's own ``Queue.enqueue_many``); (c) processing throughput of 1 and 2 worker processes, forking
 and SimpleWorker, draining N pre-filled jobs: N / (last job start - first job start), from the
 times the jobs record (start-up left out). Every case runs ``--repeat`` times, round-robin across
