@@ -328,7 +328,7 @@ class DeafHeartbeatDriver(MemoryQueueDriver):
 
     async def worker_heartbeat(self, info: Any, *, ttl: float) -> None:
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             if self.swallowed:
                 raise

@@ -25,7 +25,7 @@ from mqttq.testing.services import RedisServer
 from mqttq.testing.waiting import eventually_sync
 from mqttq_rq import ENTRY
 from mqttq_rq.driver import RqQueueDriver, unique_id
-from mqttq_rq.job import META, Queue, plain
+from mqttq_rq.job import Queue, plain
 
 #: the hash fields holding the time of the write: RQ's time stamps, compared by format
 STAMPS = (b"created_at", b"enqueued_at")
@@ -38,14 +38,7 @@ def rq_writes(client: redis.Redis, driver: RqQueueDriver, jobs: list[Envelope]) 
     with client.pipeline(transaction=True) as pipe:
         for job in jobs:
             q = Queue(job.queue, connection=client)
-            options: dict[str, Any] = {
-                "job_id": job.id,
-                "timeout": max(1, math.ceil(job.timeout)) if job.timeout else None,
-                "result_ttl": driver.settings.result_ttl,
-                "failure_ttl": math.ceil(driver.settings.failed_ttl),
-                "description": f"mqttq {job.name}",
-                "meta": {META: {"attempts": job.attempts}},
-            }
+            options = driver._job_options(job)
             if job.available_at > now:
                 rq_job = q.create_job(
                     ENTRY, args=[plain(job)], status=JobStatus.SCHEDULED, **options
