@@ -269,6 +269,32 @@ async def test_bulk_queues_a_class_job_as_push_does() -> None:
     assert envelopes[2][6] == mqttq.Backoff(base=3)
 
 
+async def test_one_instance_dispatched_again_after_a_change_queues_each_value() -> None:
+    """What is queued is the data at dispatch: changing the instance afterwards (to dispatch it
+    again, say) changes no queued job, in place or nested."""
+    app = make_app()
+    app.job(Notify)
+    job = Notify()
+    ids = []
+    async with app:
+        for user_id in (1, 2):
+            job.user_id = user_id
+            job.items.append(user_id)
+            ids.append(await app.queue.push(job))
+        job.user_id = 3
+        job.items.append(3)
+        ids += await app.queue.bulk([job])
+        job.user_id = 4
+        job.meta["late"] = True
+        records = [await app.driver.get_job(job_id) for job_id in ids]
+    assert [(r.job.kwargs["user_id"], r.job.kwargs["items"]) for r in records if r] == [
+        (1, [1]),
+        (2, [1, 2]),
+        (3, [1, 2, 3]),
+    ]
+    assert all(r.job.kwargs["meta"] == {} for r in records if r)
+
+
 async def test_a_sync_handle_runs_off_the_event_loop_and_sees_its_job() -> None:
     app = make_app()
     seen: list[Any] = []

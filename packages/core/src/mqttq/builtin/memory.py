@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from mqttq.codec import decode_job, encode_job
 from mqttq.errors import ConfigError, DriverError
 from mqttq.interfaces import CancelOutcome, Capability, QueueDriver
 from mqttq.models import Envelope, FailedJob, JobRecord, QueueStats, WorkerInfo
@@ -116,7 +117,7 @@ class MemoryQueueDriver(QueueDriver):
             if live is not None:
                 ids.append(live)
                 continue
-            self._enqueue(job)
+            self._enqueue(decode_job(encode_job(job)))  # a copy, as a store keeps
             ids.append(job.id)
         self._wake()
         return ids
