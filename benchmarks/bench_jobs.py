@@ -9,10 +9,11 @@ on a SQLite file; (b) processing throughput of both (an in-process burst ``Worke
 pre-filled SQLite queue of no-op jobs, async ``handle``/``async def``); (c) CPU seconds per
 minute of an idle ``mqttq worker`` process with no schedule, an ``every = 1`` schedule and a
 cron schedule. Every case runs ``--rounds`` times, class and function jobs alternating (class,
-function, then function, class, ...: neither always goes first); each figure is the median, with
-the range of the runs. Machine load drifts within a run, so "vs function" is the median of the
-per-round ratios (class over function, the two runs of one round back to back), shown with their
-range; every run is in the JSON (``extra``).
+function, then function, class, ...: neither always goes first; one-at-a-time pushes alternate
+push by push within one run); each figure is the median, with the range of the runs. Machine
+load drifts within a run, so "vs function" is the median of the per-round ratios (class over
+function, the two runs of one round back to back), shown with their range; every run is in the
+JSON (``extra``).
 
 This module is also the job module of the runs (``bench_jobs:Noop``, ``bench_jobs:noop``).
 """
@@ -67,6 +68,10 @@ def tick() -> None:
     return None
 
 
+# both kinds build their data afresh for every job, as a handler does from each message: the
+# same objects (a list and a dict each), so the allocator and the collector see the same work
+
+
 def make_class() -> Noop:
     job = Noop()
     job.user_id, job.message, job.items, job.meta = (
@@ -76,6 +81,15 @@ def make_class() -> Noop:
         dict(DATA["meta"]),
     )
     return job
+
+
+def make_kwargs() -> dict[str, Any]:
+    return {
+        "user_id": DATA["user_id"],
+        "message": DATA["message"],
+        "items": list(DATA["items"]),
+        "meta": dict(DATA["meta"]),
+    }
 
 
 def toml(db: Path, extra: str = "") -> str:
@@ -119,16 +133,24 @@ class Timer:
         return c.rate(n, self.wall), c.rate(n, self.cpu)
 
 
-async def dispatch_one(db: Path, kind: str, n: int) -> Sample:
+async def dispatch_one(db: Path, n: int) -> dict[str, Sample]:
+    """``n`` pushes of each kind, one at a time, interleaved push by push in one app (class,
+    function, function, class, ...), each push timed on its own: a push is a SQLite commit, whose
+    cost drifts with the machine far more than the microseconds that set the two kinds apart,
+    and interleaving lays that drift on both alike."""
     async with app_for(db) as app:
-        with Timer() as timer:
-            if kind == CLASS:
-                for _ in range(n):
-                    await app.queue.push(make_class())
-            else:
-                for _ in range(n):
-                    await app.queue.push(noop, kwargs=dict(DATA))
-        return timer.rates(n)
+        pushes = {
+            CLASS: lambda: app.queue.push(make_class()),
+            FUNCTION: lambda: app.queue.push(noop, kwargs=make_kwargs()),
+        }
+        spent = {CLASS: [0.0, 0.0], FUNCTION: [0.0, 0.0]}
+        for i in range(2 * n):
+            kind = CLASS if i % 4 in (0, 3) else FUNCTION
+            wall, cpu = time.perf_counter(), time.process_time()
+            await pushes[kind]()
+            spent[kind][0] += time.perf_counter() - wall
+            spent[kind][1] += time.process_time() - cpu
+        return {kind: (c.rate(n, w), c.rate(n, p)) for kind, (w, p) in spent.items()}
 
 
 async def dispatch_bulk(db: Path, kind: str, n: int) -> Sample:
@@ -138,7 +160,7 @@ async def dispatch_bulk(db: Path, kind: str, n: int) -> Sample:
             if kind == CLASS:
                 await app.queue.bulk([make_class() for _ in range(n)])
             else:
-                await app.queue.bulk([mqttq.Call(name, kwargs=dict(DATA)) for _ in range(n)])
+                await app.queue.bulk([mqttq.Call(name, kwargs=make_kwargs()) for _ in range(n)])
         return timer.rates(n)
 
 
@@ -150,7 +172,7 @@ async def process(db: Path, kind: str, n: int) -> Sample:
             await app.queue.bulk([make_class() for _ in range(n)])
         else:
             name = app.jobs.name_for(noop)
-            await app.queue.bulk([mqttq.Call(name, kwargs=dict(DATA)) for _ in range(n)])
+            await app.queue.bulk([mqttq.Call(name, kwargs=make_kwargs()) for _ in range(n)])
         worker = Worker(app, burst=True, install_signals=False)
         with Timer() as timer:
             assert await worker.run() == 0
@@ -173,6 +195,17 @@ def round_robin(case: Case, n: int, rounds: int) -> dict[str, list[Sample]]:
         for kind in order:
             with c.workdir("bench-jobs-") as tmp:
                 runs[kind].append(asyncio.run(case(tmp / "q.db", kind, n)))
+    return runs
+
+
+def interleaved(n: int, rounds: int) -> dict[str, list[Sample]]:
+    """``rounds`` runs of :func:`dispatch_one` after a warm-up; round r is run r."""
+    runs: dict[str, list[Sample]] = {CLASS: [], FUNCTION: []}
+    for r in range(rounds + 1):
+        with c.workdir("bench-jobs-") as tmp:
+            samples = asyncio.run(dispatch_one(tmp / "q.db", max(1, n // 10) if r == 0 else n))
+        for kind in runs if r else ():
+            runs[kind].append(samples[kind])
     return runs
 
 
@@ -261,13 +294,14 @@ def main(argv: list[str]) -> int:
 
     metrics: list[c.Metric] = []
     systems = [(CLASS, CLASS), (FUNCTION, FUNCTION)]
-    for label, case, n in (
-        (f"dispatch {one:,}, one at a time", dispatch_one, one),
-        (f"dispatch {bulk:,}, one bulk", dispatch_bulk, bulk),
-        (f"process {work:,} no-op, burst worker", process, work),
-    ):
+    cases: list[tuple[str, Callable[[], dict[str, list[Sample]]]]] = [
+        (f"dispatch {one:,}, one at a time", lambda: interleaved(one, rounds)),
+        (f"dispatch {bulk:,}, one bulk", lambda: round_robin(dispatch_bulk, bulk, rounds)),
+        (f"process {work:,} no-op, burst worker", lambda: round_robin(process, work, rounds)),
+    ]
+    for label, run in cases:
         c.banner(label)
-        runs = round_robin(case, n, rounds)
+        runs = run()
         pair = [
             compare(label, "jobs/s", {k: [s[0] for s in v] for k, v in runs.items()}),
             compare(
