@@ -282,3 +282,25 @@ def test_every_python_block_compiles(page: str) -> None:
         compile(
             textwrap.dedent(body), page, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         )
+
+
+def test_the_bundled_plugins_use_only_public_modules_of_mqttq() -> None:
+    """What the bundled plugins need, a third-party plugin can reach: none imports a private
+    module of the core (a name part starting with ``_``)."""
+    private = []
+    for path in sorted((ROOT / "packages").glob("*/src/**/*.py")):
+        if path.is_relative_to(ROOT / "packages" / "core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "mqttq" and any(p.startswith("_") for p in parts[1:]):
+                    private.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert private == []

@@ -22,7 +22,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from mqttq.cli._common import CliError, age, console, get_state, iso, print_json, sub_app
+from mqttq.cli import CliError, age, console, get_state, iso, print_json, sub_app
 from mqttq.errors import MqttqError
 
 if TYPE_CHECKING:

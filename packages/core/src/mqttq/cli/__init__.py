@@ -24,16 +24,34 @@ from mqttq.cli._common import (
     CliError,
     MqttqGroup,
     State,
+    age,
+    console,
     debug_from_env,
     get_state,
+    iso,
+    print_json,
     report,
     run_app,
     setup_logging,
+    sub_app,
 )
 from mqttq.errors import MqttqError
 from mqttq.plugins import PluginHost, make_plugin_manager
 
-__all__ = ["CliError", "State", "get_state", "main", "make_app", "run_app"]
+#: what plugin commands use (documented for plugin authors in docs/plugins/hooks.md)
+__all__ = [
+    "CliError",
+    "State",
+    "age",
+    "console",
+    "get_state",
+    "iso",
+    "main",
+    "make_app",
+    "print_json",
+    "run_app",
+    "sub_app",
+]
 
 log = logging.getLogger(__name__)
 
