@@ -111,13 +111,14 @@ class MemoryQueueDriver(QueueDriver):
             if job.id in seen or job.id in self._s.jobs:
                 raise DriverError(f"duplicate job id {job.id!r}: nothing was pushed")
             seen.add(job.id)
+        copies = [decode_job(encode_job(job)) for job in jobs]  # what a store keeps: a copy
         ids = []
-        for job in jobs:
+        for job in copies:
             live = self._s.unique.get(job.unique_key) if job.unique_key else None
             if live is not None:
                 ids.append(live)
                 continue
-            self._enqueue(decode_job(encode_job(job)))  # a copy, as a store keeps
+            self._enqueue(job)
             ids.append(job.id)
         self._wake()
         return ids

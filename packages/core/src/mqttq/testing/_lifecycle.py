@@ -10,7 +10,7 @@ from typing import ClassVar
 import attrs
 import pytest
 
-from mqttq.errors import ConfigError, DriverError
+from mqttq.errors import ConfigError, DriverError, PayloadError
 from mqttq.interfaces import Capability, QueueDriver
 from mqttq.models import Backoff, JobRecord
 from mqttq.testing._support import (
@@ -90,6 +90,22 @@ class LifecycleTests(SuiteBase):
             await driver.push([a, b, clash])
         assert await driver.size(q) == 0
         assert await driver.get_job(b.id) is None
+
+    async def test_a_batch_with_a_job_that_cannot_be_encoded_stores_nothing(
+        self, driver: QueueDriver
+    ) -> None:
+        """A batch whose middle job carries data JSON cannot hold raises ``PayloadError`` and
+        stores none of its jobs.
+
+        Troubleshooting: encode every job of the batch (``encode_job``) before writing any.
+        """
+        q = unique_name()
+        first, bad, last = make_job(q), make_job(q, kwargs={"when": object()}), make_job(q)
+        with pytest.raises(PayloadError):
+            await driver.push([first, bad, last])
+        assert [await driver.get_job(j.id) for j in (first, bad, last)] == [None, None, None]
+        if CLAIM in driver.capabilities:
+            assert await driver.size(q) == 0
 
     async def test_push_of_a_live_id_stores_nothing_of_the_batch(self, driver: QueueDriver) -> None:
         """Pushing an id that is already live (ready, or reserved) raises DriverError, stores
