@@ -41,8 +41,23 @@ def _bytes(value: Any, _: type) -> bytes:
     return value
 
 
+def _finite(value: float) -> float:
+    # orjson writes NaN and infinity as null: refuse them rather than change the data
+    if value - value != 0.0:
+        raise TypeError(f"{value} is not JSON data (JSON has no NaN or infinity)")
+    return value
+
+
+def _no_set(value: set[Any] | frozenset[Any]) -> None:
+    raise TypeError(f"a {type(value).__name__} is not JSON data (pass a list)")
+
+
 converter = make_converter()
 converter.register_unstructure_hook(bytes, _tag_bytes)
+converter.register_unstructure_hook(float, _finite)
+converter.register_unstructure_hook_func(
+    lambda t: isinstance(t, type) and issubclass(t, set | frozenset), _no_set
+)
 converter.register_structure_hook(str, _strict_str)
 converter.register_structure_hook(bytes, _bytes)
 
@@ -92,8 +107,15 @@ def decode_value(data: bytes) -> Any:
 
 
 def encode_job(job: Envelope) -> bytes:
-    """The job envelope: versioned JSON."""
-    return dumps(job)
+    """The job envelope: versioned JSON. Arguments JSON cannot hold exactly (an object, a set,
+    NaN) are a :class:`PayloadError` naming the job, never changed on the way."""
+    try:
+        return orjson.dumps(converter.unstructure(job))
+    except TypeError as exc:
+        raise PayloadError(
+            f"cannot queue {job.name}: {exc} (job arguments are str, int, float, bool, None, "
+            "bytes, lists and dicts with str keys); nothing was queued"
+        ) from exc
 
 
 def decode_job(data: bytes | str) -> Envelope:
