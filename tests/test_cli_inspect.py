@@ -111,7 +111,7 @@ def test_plugins_reports_broken_plugins_and_check_fails(cli: Cli, plugin_site: P
     assert result.exit_code == 0, result.stderr  # listing is not checking
     plugins = by_name(json.loads(result.stdout))
     broken = plugins["broken"]
-    assert broken["status"] == "failed"
+    assert broken["status"] == "error"
     assert broken["distribution"] == "mqttq-cli-broken"
     assert broken["version"] == "0.1"
     assert "mqttq_cli_no_such_module" in str(broken["error"])
@@ -141,9 +141,9 @@ def test_plugin_commands_through_the_console_script(cli: Cli, plugin_site: Path)
     listed = cli.run("plugins", "--json", "--check", **env)
     assert listed.returncode == 1
     plugins = by_name(json.loads(listed.stdout))
-    assert plugins["badcmd"]["status"] == "failed"
+    assert plugins["badcmd"]["status"] == "error"
     assert "mqttq_register_commands: no commands today" in str(plugins["badcmd"]["error"])
-    assert plugins["broken"]["status"] == "failed"
+    assert plugins["broken"]["status"] == "error"
     assert plugins["hello"]["status"] == "loaded"
 
 

@@ -166,16 +166,16 @@ def test_plugins_json_shows_each_broken_plugin_with_its_error(mqttq_all: Mqttq) 
     assert listed.returncode == 0, listed.stderr
     plugins = by_name(listed.stdout)
     for name, message in BROKEN.items():
-        assert plugins[name]["status"] == "failed", name
+        assert plugins[name]["status"] == "error", name
         assert message in plugins[name]["error"], name
     assert all("\n" not in (p["error"] or "") for p in plugins.values())
     assert plugins["broken-import"]["distribution"] == "mqttq-broken-import"
     assert plugins["broken-import"]["version"] == "0.1.0"
     assert plugins["broken-hook"]["provides"] == {}
     assert plugins["misspelt-hook"]["provides"] == {}
-    # of the two registering "clash", one has it and the other is failed, naming both
+    # of the two registering "clash", one has it and the other has the error, naming both
     clash = sorted((plugins[n]["status"], plugins[n]["error"]) for n in ("clash-a", "clash-b"))
-    assert [status for status, _ in clash] == ["failed", "loaded"]
+    assert [status for status, _ in clash] == ["error", "loaded"]
     assert re.search(r"queue driver 'clash' is registered by both 'clash-[ab]' and", clash[0][1])
     # what a plugin registers is not imported to list it
     assert plugins[BROKEN_TARGET]["status"] == "loaded"
@@ -200,7 +200,7 @@ def test_plugins_check_fails_with_one_line_per_broken_plugin(mqttq_all: Mqttq) -
     as_json = mqttq_all("plugins", "--check", "--json")
     assert as_json.returncode == 1
     target = by_name(as_json.stdout)[BROKEN_TARGET]
-    assert target["status"] == "failed"
+    assert target["status"] == "error"
     assert "brokendb needs libbroken.so" in target["error"]
 
 

@@ -67,7 +67,7 @@ def test_broken_plugin_is_recorded_not_fatal(entry_points: Callable[..., None]) 
     entry_points(broken="mqttq_test_no_such_module", good=GOOD)
     host = make_plugin_manager()
     broken, good = host.plugins["broken"], host.plugins["good"]
-    assert broken.status == "failed"
+    assert broken.status == "error"
     assert broken.error is not None
     assert "ModuleNotFoundError" in broken.error
     assert good.status == "loaded"
@@ -90,7 +90,7 @@ def test_hook_that_raises_marks_its_plugin_failed(entry_points: Callable[..., No
     entry_points(bad=plugin_module("mqttq_test_bad", mqttq_register_queue_drivers=explode))
     host = make_plugin_manager()
     drivers = host.catalog("queue_drivers")
-    assert host.plugins["bad"].status == "failed"
+    assert host.plugins["bad"].status == "error"
     assert "kaboom" in (host.plugins["bad"].error or "")
     assert drivers.load("memory") is MemoryQueueDriver
 

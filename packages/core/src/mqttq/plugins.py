@@ -80,7 +80,7 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     module: str
-    status: str = "loaded"  # loaded | failed | blocked
+    status: str = "loaded"  # loaded | error | blocked
     error: str | None = None
     provides: dict[str, list[str]] = attrs.field(factory=dict)
 
@@ -117,7 +117,7 @@ class PluginHost:
         label, hook_name = _KINDS[kind]
         catalog = Catalog(label, hints=_HINTS.get(kind, {}), defaults=frozenset({"builtin"}))
         caller = getattr(self.pm.hook, hook_name)
-        # Two plugins registering one name is a conflict (the second one is failed); a plugin
+        # Two plugins registering one name is a conflict (the second one is in error); a plugin
         # may replace a built-in.
         for impl in reversed(caller.get_hookimpls()):
             provider = self.pm.get_name(impl.plugin) or repr(impl.plugin)
@@ -126,7 +126,7 @@ class PluginHost:
                 impl.function(register=catalog.register_for(provider))
             except PluginConflictError as exc:
                 if info is not None:
-                    info.status, info.error = "failed", f"{hook_name}: {exc}"
+                    info.status, info.error = "error", f"{hook_name}: {exc}"
                 self._conflicts.setdefault(kind, str(exc))
             except Exception as exc:
                 if _truthy(os.environ.get("MQTTQ_STRICT_PLUGINS")):
@@ -135,7 +135,7 @@ class PluginHost:
                     ) from exc
                 log.warning("plugin %s failed in %s: %s", provider, hook_name, _one_line(exc))
                 if info is not None:
-                    info.status, info.error = "failed", f"{hook_name}: {_one_line(exc)}"
+                    info.status, info.error = "error", f"{hook_name}: {_one_line(exc)}"
         for entry in catalog.entries.values():
             info = self.plugins.get(entry.provider)
             if info is not None:
@@ -159,8 +159,8 @@ class PluginHost:
                 catalog.load(entry.name)
             except PluginLoadError as exc:
                 info = self.plugins.get(entry.provider)
-                if info is not None and info.status != "failed":
-                    info.status, info.error = "failed", _one_line(exc)
+                if info is not None and info.status != "error":
+                    info.status, info.error = "error", _one_line(exc)
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -210,7 +210,7 @@ def make_plugin_manager(
                 if strict:
                     raise PluginLoadError(f"plugin {ep.name!r} failed to load: {exc}") from exc
                 log.warning("plugin %s (%s) failed to load: %s", ep.name, ep.value, _one_line(exc))
-                info.status, info.error = "failed", f"{type(exc).__name__}: {_one_line(exc)}"
+                info.status, info.error = "error", f"{type(exc).__name__}: {_one_line(exc)}"
 
     for name, plugin in extra:
         pm.register(plugin, name=name)

@@ -116,7 +116,7 @@ def _add_plugin_commands(host: PluginHost, app: typer.Typer) -> None:
             log.warning("plugin %s failed to add its commands: %s", name, exc)
             info = host.plugins.get(name)
             if info is not None:
-                info.status, info.error = "failed", f"mqttq_register_commands: {exc}"
+                info.status, info.error = "error", f"mqttq_register_commands: {exc}"
 
 
 def main() -> None:

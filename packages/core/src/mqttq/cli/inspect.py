@@ -137,7 +137,7 @@ def plugins(
                 p["name"], p["distribution"] or "-", p["version"] or "-", status, provides
             )
         console().print(table)
-    broken = [p for p in data if p["status"] == "failed"]
+    broken = [p for p in data if p["status"] == "error"]
     if check and broken:
         for p in broken:
             typer.echo(f"mqttq: plugin {p['name']!r} failed: {p['error']}", err=True)

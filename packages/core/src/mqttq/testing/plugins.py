@@ -102,7 +102,7 @@ class PluginPackageSuite:
         """Loaded alone, the plugin registers exactly what ``provides`` says.
 
         Troubleshooting: compare the plugin's ``mqttq_register_*`` hooks with ``provides``;
-        a failed status means the plugin module or a hook raised (the error is shown).
+        an ``error`` status means the plugin module or a hook raised (the error is shown).
         """
         _, info = self.load_host()
         got = {kind: set(names) for kind, names in info.provides.items() if names}
