@@ -394,6 +394,45 @@ async def test_a_long_script_is_a_pause(
         client.close()
 
 
+async def test_out_of_memory_is_an_outage_that_ends_when_memory_is_freed(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At maxmemory (noeviction) Redis refuses writes: a push is refused whole and retried (one
+    warning that says what to do), a worker can still claim and ack what is queued, and the
+    push goes through once memory is freed; past ``retry_for`` it is DriverUnavailable."""
+    client = redis.Redis.from_url(own_redis.url)
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        async with (
+            RedisQueueDriver.from_url(own_redis.url, retry_for=60) as driver,
+            RedisQueueDriver.from_url(own_redis.url, retry_for=0.3) as impatient,
+        ):
+            queued = [job("oom", kwargs={"i": i, "pad": "x" * 1000}) for i in range(200)]
+            await driver.push(queued)
+            used = int(client.info("memory")["used_memory"])
+            client.config_set("maxmemory", used - 100_000)
+
+            late = job("oom", kwargs={"i": "late"})
+            with pytest.raises(DriverUnavailable, match=r"out of memory .* raise maxmemory"):
+                await impatient.push([late])
+            push = asyncio.ensure_future(driver.push([late]))
+            await eventually(
+                lambda: "out of memory" in caplog.text, timeout=10, what="the refused push"
+            )
+            assert not push.done()
+            assert await driver.get_job(late.id) is None
+            claimed = await driver.claim(["oom"], 10, lease=30)  # draining still works
+            assert [j.kwargs["i"] for j in claimed] == list(range(10))
+            await driver.ack([j.id for j in claimed])
+
+            client.config_set("maxmemory", 0)
+            assert await asyncio.wait_for(push, 30) == [late.id]
+            assert await driver.size("oom") == 191
+            assert "Redis queue: back after" in caplog.text
+    finally:
+        client.close()
+
+
 # -- details of the Redis layout -----------------------------------------------------------------
 
 

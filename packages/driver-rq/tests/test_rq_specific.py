@@ -198,6 +198,31 @@ async def test_an_unreachable_redis_is_driver_unavailable_in_one_line() -> None:
             await driver.stats()
 
 
+async def test_out_of_memory_is_driver_unavailable_and_writes_nothing(
+    own_redis: RedisServer,
+) -> None:
+    """At maxmemory (noeviction) a push is refused whole: DriverUnavailable (the listener keeps
+    the messages and retries) with what to do; once memory is freed the same push goes in."""
+    client = redis.Redis.from_url(own_redis.url)
+    try:
+        client.config_set("maxmemory-policy", "noeviction")
+        async with RqQueueDriver.from_url(f"rq+{own_redis.url}") as driver:
+            q = unique_name()
+            await driver.push([make_job(q, kwargs={"pad": "x" * 1000}) for _ in range(100)])
+            client.config_set("maxmemory", int(client.info("memory")["used_memory"]) - 100_000)
+            for _ in range(2):  # the thread pool's push, then the loop's own asyncio client's
+                late = make_job(q)
+                with pytest.raises(DriverUnavailable, match=r"out of memory .* raise maxmemory"):
+                    await driver.push([late])
+                assert not client.exists(f"rq:job:{late.id}")
+            assert client.llen(f"rq:queue:{q}") == 100
+            client.config_set("maxmemory", 0)
+            assert await driver.push([late]) == [late.id]
+            assert client.llen(f"rq:queue:{q}") == 101
+    finally:
+        client.close()
+
+
 def test_mqttq_stats_on_an_unreachable_redis(tmp_path: Path) -> None:
     config = tmp_path / "mqttq.toml"
     config.write_text('[queue]\nurl = "rq+redis://127.0.0.1:1/0"\n')

@@ -10,8 +10,12 @@ from redis import exceptions as rx
 
 from mqttq.plugin import DriverError, DriverUnavailable
 
-#: errors after which retrying the same operation later is safe
+#: errors after which retrying the same operation later is safe. Redis refuses a write for
+#: want of memory only before a script or command wrote anything (later writes of a script go
+#: through, so a script never stops half way): an out-of-memory refusal is an outage like a
+#: full disk, over once memory is freed
 RETRYABLE: tuple[type[BaseException], ...] = (
+    rx.OutOfMemoryError,
     rx.ConnectionError,
     rx.TimeoutError,
     rx.BusyLoadingError,
@@ -113,6 +117,11 @@ def _denied(exc: BaseException) -> bool:
 
 
 def unavailable(exc: BaseException, url: str) -> RedisUnavailable:
+    if isinstance(exc, rx.OutOfMemoryError):
+        return RedisUnavailable(
+            f"Redis at {url} is out of memory (maxmemory reached) — free memory (drain or "
+            "purge queues) or raise maxmemory; nothing was written"
+        )
     return RedisUnavailable(
         f"cannot reach Redis at {url} ({reason(exc)}) — is redis-server running?"
     )
@@ -144,8 +153,6 @@ def translate(exc: BaseException, url: str) -> DriverError:
         return RedisDriverError(
             f"Redis at {url} is a read-only replica; point the URL at the primary"
         )
-    if isinstance(exc, rx.OutOfMemoryError):
-        return RedisDriverError(f"Redis at {url} is out of memory (maxmemory reached): {exc}")
     return RedisDriverError(f"Redis error at {url}: {exc}")
 
 

@@ -38,6 +38,11 @@ def translate(exc: BaseException, url: str) -> DriverError:
         return RqDriverError(
             f"Redis at {url} refused the credentials ({exc}); check the user and password"
         )
+    if isinstance(exc, rx.OutOfMemoryError):  # refused before anything was written
+        return RqUnavailable(
+            f"Redis at {url} is out of memory (maxmemory reached) — free memory (drain or purge "
+            "queues) or raise maxmemory; nothing was written"
+        )
     if isinstance(exc, rx.ConnectionError | rx.TimeoutError | rx.BusyLoadingError | OSError):
         return RqUnavailable(f"cannot reach Redis at {url} ({_reason(exc)}): is it running?")
     if isinstance(exc, rx.ReadOnlyError):
