@@ -104,6 +104,8 @@ class LifecycleTests(SuiteBase):
         with pytest.raises(PayloadError):
             await driver.push([first, bad, last])
         assert [await driver.get_job(j.id) for j in (first, bad, last)] == [None, None, None]
+        stats = (await driver.stats()).get(q)
+        assert stats is None or (stats.ready, stats.delayed) == (0, 0), stats
         if CLAIM in driver.capabilities:
             assert await driver.size(q) == 0
 
