@@ -81,6 +81,9 @@ def test_url_forms_and_options(tmp_path: Path) -> None:
     assert absolute.options.synchronous == "full"
     d = SqliteQueueDriver.from_url("sqlite:///q.db?busy_timeout=2", failed_ttl=60, poll_max=0.05)
     assert (d.options.busy_timeout, d.options.failed_ttl, d.options.poll_max) == (2.0, 60.0, 0.05)
+    assert SqliteQueueDriver.from_url("sqlite:///q.db").options.poll_idle == 0.05
+    slow = SqliteQueueDriver.from_url("sqlite:///q.db?poll_max=0.2")  # poll_idle follows it
+    assert (slow.options.poll_max, slow.options.poll_idle) == (0.2, 0.2)
     assert not (tmp_path / "q.db").exists(), "from_url must not touch the file"
 
 
@@ -98,6 +101,8 @@ def test_url_forms_and_options(tmp_path: Path) -> None:
         ("sqlite:///q.db?create=maybe", {}, "use true or false"),
         ("sqlite:///q.db?journal_size_limit=-1", {}, "must not be negative"),
         ("sqlite:///q.db?journal_size_limit=big", {}, "not a whole number"),
+        ("sqlite:///q.db?poll_min=0.02", {}, "poll_min <= poll_max <= poll_idle"),
+        ("sqlite:///q.db?poll_idle=0.005", {}, "poll_min <= poll_max <= poll_idle"),
     ],
 )
 def test_bad_urls_and_options_are_config_errors(
@@ -300,6 +305,32 @@ async def test_waiting_claim_sees_a_push_from_another_connection(url: str) -> No
         await api.push([job])
         got = await asyncio.wait_for(task, 10)
         assert [j.id for j in got] == [job.id]
+
+
+async def test_an_idle_claim_looks_at_most_every_poll_idle(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle worker does not spin: a claim that finds nothing looks for other processes' work
+    about 1/poll_idle times a second (a machine under load only makes that fewer), and still
+    takes a job another connection pushes meanwhile."""
+    async with SqliteQueueDriver.from_url(url) as worker, SqliteQueueDriver.from_url(url) as api:
+        looks = 0
+        change_mark = worker._store.change_mark
+
+        def counted() -> int | None:
+            nonlocal looks
+            looks += 1
+            return change_mark()
+
+        monkeypatch.setattr(worker._store, "change_mark", counted)
+        monkeypatch.setattr(worker, "_claimed_at", 0.0)  # nothing claimed for a long while
+        assert await worker.claim(["q"], 1, lease=30, wait=0.5) == []
+        assert 1 <= looks <= 0.5 / worker.options.poll_idle + 2
+
+        task = asyncio.ensure_future(worker.claim(["q"], 1, lease=30, wait=60))
+        job = make_job("q")
+        await api.push([job])
+        assert [j.id for j in await asyncio.wait_for(task, 10)] == [job.id]
 
 
 async def test_cancelled_claim_gives_its_jobs_back(driver: SqliteQueueDriver) -> None:

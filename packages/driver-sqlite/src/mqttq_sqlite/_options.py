@@ -13,6 +13,10 @@ from mqttq.plugin import ConfigError
 SYNCHRONOUS = ("normal", "full", "extra")
 
 
+#: the default of ``poll_idle``
+POLL_IDLE = 0.05
+
+
 @attrs.frozen(kw_only=True)
 class SqliteOptions:
     """Everything the driver can be told. Times are seconds."""
@@ -24,9 +28,12 @@ class SqliteOptions:
     synchronous: str = "normal"
     #: how long one operation keeps retrying a locked database before ``DriverUnavailable``
     busy_timeout: float = 10.0
-    #: adaptive polling for jobs pushed by other processes: first and longest interval
+    #: adaptive polling for jobs pushed by other processes: first and longest interval, and the
+    #: longest once no claim got jobs for a second (an idle worker looks 20 times a second,
+    #: not 100)
     poll_min: float = 0.001
     poll_max: float = 0.01
+    poll_idle: float = POLL_IDLE
     #: page cache per connection, in MiB
     cache_mb: int = 16
     #: WAL pages before an automatic checkpoint (SQLite's default): the WAL stays near 4 MiB
@@ -87,6 +94,7 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "busy_timeout": _positive(float),
     "poll_min": _positive(float),
     "poll_max": _positive(float),
+    "poll_idle": _positive(float),
     "cache_mb": _positive(int),
     "wal_autocheckpoint": _positive(int),
     "journal_size_limit": _size,
@@ -122,7 +130,9 @@ def build_options(path: str, options: Mapping[str, Any]) -> SqliteOptions:
         known = ", ".join(sorted(_CONVERTERS))
         raise ConfigError(f"unknown sqlite driver option(s): {', '.join(unknown)} (known: {known})")
     values = {name: _CONVERTERS[name](name, value) for name, value in merged.items()}
+    if "poll_idle" not in values and "poll_max" in values:  # never below a poll_max given
+        values["poll_idle"] = max(values["poll_max"], POLL_IDLE)
     opts = SqliteOptions(path=path, **values)
-    if opts.poll_min > opts.poll_max:
-        raise ConfigError("sqlite option poll_min must not exceed poll_max")
+    if not opts.poll_min <= opts.poll_max <= opts.poll_idle:
+        raise ConfigError("sqlite options: poll_min <= poll_max <= poll_idle is required")
     return opts

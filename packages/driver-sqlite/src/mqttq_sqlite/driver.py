@@ -8,8 +8,9 @@ claim is one ``UPDATE ... RETURNING`` statement, so no job is ever handed out tw
 SQLite cannot block until work arrives, so ``claim(wait=...)`` polls adaptively: this process's own
 pushes wake it at once; other processes' commits are noticed by ``Database.change_mark`` (``PRAGMA
 data_version``, microseconds, no thread hop), every ``poll_min`` seconds at first, backing off to
-``poll_max``; and it wakes when the next delayed job or lease deadline of its queues falls due.
-The claim query itself only runs when one of those says something may have changed.
+``poll_max``, and to ``poll_idle`` once no claim got jobs for ``IDLE_AFTER`` seconds; and it
+wakes when the next delayed job or lease deadline of its queues falls due. The claim query itself
+only runs when one of those says something may have changed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from mqttq_sqlite._thread import DbThread
 from mqttq_sqlite.errors import SqliteQueueError
 
 T = TypeVar("T")
+
+#: seconds without claimed jobs after which an idle claim backs off from poll_max to poll_idle
+IDLE_AFTER = 1.0
 
 
 def _set_none(fut: asyncio.Future[None]) -> None:
@@ -76,6 +80,8 @@ class SqliteQueueDriver(QueueDriver):
         # this process's pushes wake its waiting claims: a counter plus the futures they sleep on
         self._generation = 0
         self._sleepers: set[asyncio.Future[None]] = set()
+        # when a claim last got jobs: idle claims poll at poll_idle a second after
+        self._claimed_at = time.monotonic()
 
     @classmethod
     def from_url(cls, url: str, /, **options: Any) -> Self:
@@ -179,7 +185,7 @@ class SqliteQueueDriver(QueueDriver):
             return []
         poll_min, poll_max = self.options.poll_min, self.options.poll_max
         deadline = time.monotonic() + max(0.0, wait)
-        interval = poll_min
+        interval = poll_min if self._active() else self.options.poll_idle
         due: float | None = None
         seen: int | None = None  # generation of our own wake-ups at the last look
         mark: int | None = None  # change mark read just before the last look
@@ -194,6 +200,7 @@ class SqliteQueueDriver(QueueDriver):
                 seen, mark = self._generation, now_mark
                 jobs, due = await self._poll_once(names, n, lease)
                 if jobs:
+                    self._claimed_at = time.monotonic()
                     return jobs
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -202,7 +209,12 @@ class SqliteQueueDriver(QueueDriver):
             if due is not None:
                 timeout = min(timeout, max(poll_min, due - time.time()))
             await self._sleep(timeout, seen)
-            interval = min(interval * 2, poll_max)
+            interval = min(interval * 2, poll_max if self._active() else self.options.poll_idle)
+
+    def _active(self) -> bool:
+        """Whether a claim got jobs within the last :data:`IDLE_AFTER` seconds (commits that
+        brought none, such as heartbeats, do not count)."""
+        return time.monotonic() - self._claimed_at < IDLE_AFTER
 
     async def ack(self, ids: Sequence[str]) -> None:
         if ids:
