@@ -140,7 +140,7 @@ def template(session: nox.Session) -> None:
     session.install("-e", "packages/core[testing]")
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / f"mqttq-{TEMPLATE_NAME}"
-        session.run("python", "packages/_template/rename.py", TEMPLATE_NAME, str(copy))
+        session.run_install("python", "packages/_template/rename.py", TEMPLATE_NAME, str(copy))
         session.install("--force-reinstall", "--no-deps", str(copy))
         with session.chdir(copy):
             session.run("pytest", "-q", *session.posargs)
