@@ -58,6 +58,33 @@ mode = "often"
     assert "Traceback" not in result.stderr
 
 
+def test_a_structural_problem_does_not_hide_the_other_sections_problems(cli: Cli) -> None:
+    cli.write_config(
+        """
+[queue]
+url = "sqlite:///q.db"
+colour = "red"
+
+[worker]
+timeout = 100
+lease = 10
+
+[mqtt]
+url = "http://broker"
+
+[[routes]]
+topic = "a/#"
+job = "not_registered"
+"""
+    )
+    result = cli("config", "check", "--json")
+    assert result.exit_code == 2
+    problems = {p["key"]: p["message"] for p in json.loads(result.stdout)["problems"]}
+    assert problems.keys() == {"queue", "worker.timeout", "mqtt.url", "routes[0].job"}
+    assert "no transport named 'http'" in problems["mqtt.url"]
+    assert not (cli.tmp_path / "q.db").exists()
+
+
 def test_check_lists_driver_runner_and_job_problems(cli: Cli) -> None:
     cli.write_config(
         f"""

@@ -563,18 +563,31 @@ def structure(
     is blamed on its variable, not on the file.
     """
     problems = _check_table(Config, dict(data), "")
-    config = None
-    if not problems:
-        config = _converter.structure(dict(data), Config)
-        problems = _cross_checks(config)
+    partial = None
+    if problems:
+        # The sections without a problem, the others at their defaults: what `config check`
+        # goes on checking, so one typo does not hide the rest.
+        broken = {section_of(key) for key, _ in problems}
+        sound = {k: v for k, v in data.items() if k in sections() and k not in broken}
+        if not _check_table(Config, sound, ""):
+            partial = attrs.evolve(_converter.structure(sound, Config), source=source)
+            problems += [p for p in _cross_checks(partial) if section_of(p[0]) not in broken]
+    else:
+        partial = attrs.evolve(_converter.structure(dict(data), Config), source=source)
+        problems = _cross_checks(partial)
     if problems:
         env = from_env or {}
         problems = [(k, f"{m} (from {env[k]})" if k in env else m) for k, m in problems]
         where = f" in {source}" if source and any(k not in env for k, _ in problems) else ""
         summary = "; ".join(f"{k}: {m}" for k, m in problems)
-        raise ConfigError(f"invalid configuration{where}: {summary}", problems)
-    assert config is not None
-    return attrs.evolve(config, source=source)
+        raise ConfigError(f"invalid configuration{where}: {summary}", problems, partial)
+    assert partial is not None
+    return partial
+
+
+def section_of(key: str) -> str:
+    """The top-level section of a problem's key path: ``routes[0].qos`` -> ``routes``."""
+    return re.split(r"[.\[]", key, maxsplit=1)[0]
 
 
 # -- files and the environment ----------------------------------------------------------------

@@ -25,17 +25,30 @@ non-zero, with a traceback only under ``--debug``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mqttq.config import Config
+
 
 class MqttqError(Exception):
     """Base of every error mqttq raises on purpose."""
 
 
 class ConfigError(MqttqError):
-    """The configuration is invalid. ``problems`` lists ``(key path, message)`` pairs."""
+    """The configuration is invalid. ``problems`` lists ``(key path, message)`` pairs;
+    ``partial`` is the configuration with the sections that have problems left at their
+    defaults (``None`` when the file could not be read)."""
 
-    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        problems: list[tuple[str, str]] | None = None,
+        partial: Config | None = None,
+    ) -> None:
         super().__init__(message)
         self.problems = problems or []
+        self.partial = partial
 
 
 class PluginError(MqttqError):

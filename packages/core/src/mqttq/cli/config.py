@@ -10,7 +10,7 @@ import typer
 
 from mqttq.app import App
 from mqttq.cli._common import CliError, get_state, print_json, sub_app
-from mqttq.config import Config, find_config_file, load_config, template
+from mqttq.config import Config, find_config_file, load_config, section_of, template
 from mqttq.errors import ConfigError, MqttqError
 from mqttq.jobs import JobRegistry
 from mqttq.plugins import PluginHost
@@ -150,6 +150,10 @@ def check(
         if not exc.problems:  # unreadable file or bad TOML: one line
             raise
         problems = list(exc.problems)
+        if exc.partial is not None:
+            broken = {section_of(key) for key, _ in problems}
+            more = find_problems(exc.partial, state.host)
+            problems += [p for p in more if section_of(p[0]) not in broken]
     else:
         problems = find_problems(config, state.host)
     where = str(file) if file else "(no config file: defaults)"
